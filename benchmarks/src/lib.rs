@@ -1,0 +1,1 @@
+//! Tasks (online-learning environments) and benchmarks. Filled by the task and JIT issues.

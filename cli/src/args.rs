@@ -1,0 +1,186 @@
+//! The command line, as clap derive types. Parsing flags is clap's job; everything a
+//! flag's value means (does that variable exist?) is checked later, against the module.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// `ruleopt`: check, compile and simulate `.rule` files.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ruleopt",
+    version,
+    about = "A language for spiking neuron models and plasticity rules: check, compile and simulate .rule files.",
+    after_help = "Examples:\n  ruleopt check rules/neurons/lif.rule\n  ruleopt compile net.rule --emit ir\n  ruleopt simulate --steps 500 --rate x=40Hz"
+)]
+pub struct Cli {
+    /// When to colour diagnostics: `auto` colours only when the stream is a terminal.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// When to use colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when writing to a terminal.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour a stream that is (or is not) a terminal.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorChoice::Auto => is_terminal,
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check .rule files (and their imports), printing every diagnostic.
+    #[command(after_help = "Examples:\n  ruleopt check rules/neurons/lif.rule\n  ruleopt check --color never a.rule b.rule")]
+    Check(CheckArgs),
+    /// Print a file's AST, or a network's IR after lowering and validation.
+    #[command(after_help = "Examples:\n  ruleopt compile net.rule --emit ast\n  ruleopt compile net.rule --network Example --emit ir")]
+    Compile(CompileArgs),
+    /// Run a network on the reference interpreter with Poisson inputs and constant signals.
+    #[command(
+        after_help = "Input populations get Poisson spikes (default 20 Hz each); signals such as `reward` get a\nconstant (default 0). Without FILE, runs the bundled network rules/networks/lif_network.rule.\n\nExamples:\n  ruleopt simulate\n  ruleopt simulate net.rule -T 2000 -B 4 --rate x=40Hz --signal reward=1\n  ruleopt simulate --record rec.v --out run.json --raster run.svg"
+    )]
+    Simulate(SimulateArgs),
+}
+
+/// `ruleopt check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The files to check; imports are read relative to the importing file.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// What `compile` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    /// The syntax tree of the file, printed back as text (imports are not followed).
+    Ast,
+    /// The canonical text of the network's IR after lowering and validation.
+    Ir,
+}
+
+/// `ruleopt compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// The .rule file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Which network to lower (default: the only, or last, network of FILE).
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = Emit::Ir)]
+    pub emit: Emit,
+}
+
+/// `ruleopt simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The .rule file holding the network (default: the bundled LIF network).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Which network to run (default: the only, or last, network of FILE).
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// Number of time steps.
+    #[arg(short = 'T', long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub steps: u32,
+    /// Number of independent episodes run in lock-step.
+    #[arg(short = 'B', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Seed of parameter initialisation, connectivity and the Poisson inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Poisson rate of an input population, in Hz: `x=20`, `x=20Hz`, `x=20 Hz` (default 20 Hz).
+    #[arg(long = "rate", value_name = "NAME=RATE", value_parser = parse_rate)]
+    pub rates: Vec<(String, f64)>,
+    /// Constant value of a task signal: `reward=1` (default 0).
+    #[arg(long = "signal", value_name = "NAME=VALUE", value_parser = parse_signal)]
+    pub signals: Vec<(String, f64)>,
+    /// A variable to record after every step, by qualified name (`rec.v`); repeatable.
+    #[arg(long = "record", value_name = "VAR")]
+    pub record: Vec<String>,
+    /// Write spikes and recordings as JSON to this file.
+    #[arg(long, value_name = "FILE.json")]
+    pub out: Option<PathBuf>,
+    /// Draw a raster plot (episode 0) as SVG to this file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub raster: Option<PathBuf>,
+}
+
+fn split_assignment(s: &str) -> Result<(String, &str), String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("missing name before `=` in `{s}`"));
+    }
+    Ok((name.to_string(), value.trim()))
+}
+
+/// Parses `NAME=RATE` where RATE is in Hz, optionally written with the unit: `20`,
+/// `20Hz`, `20 Hz`.
+pub fn parse_rate(s: &str) -> Result<(String, f64), String> {
+    let (name, value) = split_assignment(s)?;
+    let number = value.strip_suffix("Hz").unwrap_or(value).trim();
+    let rate: f64 = number.parse().map_err(|_| format!("`{value}` is not a rate in Hz (like `20`, `20Hz` or `20 Hz`)"))?;
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(format!("a rate must be a finite number >= 0 Hz, got `{value}`"));
+    }
+    Ok((name, rate))
+}
+
+/// Parses `NAME=VALUE` for a constant signal.
+pub fn parse_signal(s: &str) -> Result<(String, f64), String> {
+    let (name, value) = split_assignment(s)?;
+    let v: f64 = value.parse().map_err(|_| format!("`{value}` is not a number"))?;
+    if !v.is_finite() {
+        return Err(format!("a signal value must be finite, got `{value}`"));
+    }
+    Ok((name, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rates_accept_optional_unit() {
+        for s in ["x=20", "x=20Hz", "x=20 Hz", " x = 20 Hz "] {
+            assert_eq!(parse_rate(s), Ok(("x".to_string(), 20.0)), "{s}");
+        }
+        assert_eq!(parse_rate("x=0.5"), Ok(("x".to_string(), 0.5)));
+        for bad in ["x", "=20", "x=fast", "x=-1", "x=inf", "x=20 ms", "x=NaN"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signals_are_numbers() {
+        assert_eq!(parse_signal("reward=-1.5"), Ok(("reward".to_string(), -1.5)));
+        assert!(parse_signal("reward").is_err());
+        assert!(parse_signal("reward=x").is_err());
+    }
+}

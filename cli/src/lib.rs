@@ -1,0 +1,236 @@
+//! The `ruleopt` command line: arguments, files, terminal output and rendering.
+//!
+//! Central design decision: everything the binary does goes through [`run`], which
+//! writes to two `Write` streams it is given instead of the process's stdout/stderr, so
+//! the whole command line is testable as a library; `main.rs` only parses arguments,
+//! decides on colour, and maps the result to an exit code. `lang` keeps diagnostics as
+//! data; they become text only here ([`render_diagnostics`]).
+#![warn(missing_docs)]
+
+pub mod args;
+pub mod bundled;
+pub mod load;
+pub mod raster;
+pub mod render;
+pub mod simulate;
+
+pub use args::Cli;
+pub use render::render_diagnostics;
+
+use args::{CheckArgs, Command, CompileArgs, Emit, SimulateArgs};
+use load::Session;
+use std::io::Write;
+use std::path::Path;
+
+/// Why a command failed. Diagnostics about the input have been printed by then;
+/// these are the one-line summaries `main` prints after `error: `.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file named on the command line could not be read.
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        /// The path as given.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An output file could not be written.
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        /// The path as given.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Writing to stdout or stderr failed.
+    #[error("cannot write output: {0}")]
+    Output(#[source] std::io::Error),
+    /// The input has errors (already rendered).
+    #[error("`{file}` has {}", plural(*errors, "error"))]
+    Rejected {
+        /// The root file.
+        file: String,
+        /// Number of errors.
+        errors: usize,
+    },
+    /// `check` found errors in some files (already rendered).
+    #[error("{failed} of {} failed the check", plural(*total, "file"))]
+    CheckFailed {
+        /// Files with errors.
+        failed: usize,
+        /// Files checked.
+        total: usize,
+    },
+    /// Lowering produced IR that does not validate: a bug in `lang`.
+    #[error("the IR of network `{network}` is invalid (this is a bug in ruleopt): {message}")]
+    Invalid {
+        /// Network.
+        network: String,
+        /// The validator's message.
+        message: String,
+    },
+    /// `--record` names no variable.
+    #[error("unknown variable `{name}` in --record{hint}")]
+    UnknownVar {
+        /// The name given.
+        name: String,
+        /// "; did you mean ..." or empty.
+        hint: String,
+    },
+    /// `--rate` names no input population.
+    #[error("unknown input population `{name}` in --rate{hint}")]
+    UnknownInput {
+        /// The name given.
+        name: String,
+        /// "; did you mean ..." or empty.
+        hint: String,
+    },
+    /// `--signal` names no signal.
+    #[error("unknown signal `{name}` in --signal{hint}")]
+    UnknownSignal {
+        /// The name given.
+        name: String,
+        /// "; did you mean ..." or empty.
+        hint: String,
+    },
+    /// A rate whose spike probability per step exceeds 1.
+    #[error("rate {rate} Hz of `{name}` is too high for dt = {dt} ms (at most one spike per step: {} Hz)", 1000.0 / dt)]
+    RateTooHigh {
+        /// Input population.
+        name: String,
+        /// Rate in Hz.
+        rate: f64,
+        /// Time step in ms.
+        dt: f64,
+    },
+    /// Parameters or initial states could not be drawn.
+    #[error("cannot initialise the network: {0}")]
+    Init(String),
+    /// The interpreter failed.
+    #[error("simulation failed: {0}")]
+    Interp(String),
+    /// The raster plot could not be drawn.
+    #[error("cannot draw the raster plot: {0}")]
+    Plot(String),
+}
+
+/// `1 error`, `2 errors`.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Where a command writes, and whether each stream gets colour.
+pub struct Output<'a> {
+    /// Results (IR text, tables, `check`'s report).
+    pub out: &'a mut dyn Write,
+    /// Diagnostics of `compile` and `simulate`, progress notes.
+    pub err: &'a mut dyn Write,
+    /// Colour on `out`.
+    pub out_color: bool,
+    /// Colour on `err`.
+    pub err_color: bool,
+}
+
+/// Runs one command.
+pub fn run(cli: &Cli, o: &mut Output<'_>) -> Result<(), Error> {
+    match &cli.command {
+        Command::Check(a) => check(a, o),
+        Command::Compile(a) => compile(a, o),
+        Command::Simulate(a) => simulate(a, o),
+    }
+}
+
+/// `ruleopt check`: every file is checked even if an earlier one fails; diagnostics go
+/// to `out`, since they are what was asked for.
+fn check(args: &CheckArgs, o: &mut Output<'_>) -> Result<(), Error> {
+    let mut failed = 0;
+    for path in &args.files {
+        let mut session = match Session::open(path) {
+            Ok(s) => s,
+            Err(e) => {
+                writeln!(o.out, "error: {e}").map_err(Error::Output)?;
+                failed += 1;
+                continue;
+            }
+        };
+        match session.check() {
+            Ok(checked) => {
+                load::write_diagnostics(&session.sources, &checked.program.warnings, o.out, o.out_color)?;
+                let (models, networks) = (checked.program.models.len(), checked.program.networks.len());
+                writeln!(
+                    o.out,
+                    "{}: ok: {}, {}",
+                    session.root_name(),
+                    plural(models, "model"),
+                    plural(networks, "network")
+                )
+                .map_err(Error::Output)?;
+            }
+            Err(diags) => {
+                load::write_diagnostics(&session.sources, &diags, o.out, o.out_color)?;
+                let errors = diags.iter().filter(|d| d.is_error()).count();
+                writeln!(o.out, "{}: {}", session.root_name(), plural(errors, "error")).map_err(Error::Output)?;
+                failed += 1;
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        _ => Err(Error::CheckFailed { failed, total: args.files.len() }),
+    }
+}
+
+/// `ruleopt compile`.
+fn compile(args: &CompileArgs, o: &mut Output<'_>) -> Result<(), Error> {
+    let mut session = Session::open(&args.file)?;
+    let text = match args.emit {
+        Emit::Ast => {
+            let file = session.parse_root().map_err(|d| session.reject(&d, o.err, o.err_color))?;
+            file.to_string()
+        }
+        Emit::Ir => session.module(args.network.as_deref(), o.err, o.err_color)?.to_string(),
+    };
+    o.out.write_all(text.as_bytes()).map_err(Error::Output)?;
+    if !text.ends_with('\n') {
+        writeln!(o.out).map_err(Error::Output)?;
+    }
+    Ok(())
+}
+
+/// `ruleopt simulate`.
+fn simulate(args: &SimulateArgs, o: &mut Output<'_>) -> Result<(), Error> {
+    let mut session = match &args.file {
+        Some(path) => Session::open(path)?,
+        None => Session::bundled(),
+    };
+    let module = session.module(args.network.as_deref(), o.err, o.err_color)?;
+    let cfg = simulate::SimConfig {
+        steps: args.steps as usize,
+        batch: args.batch as usize,
+        seed: args.seed,
+        rates: args.rates.clone(),
+        signals: args.signals.clone(),
+        record: args.record.clone(),
+    };
+    let result = simulate::simulate(&module, &cfg)?;
+    simulate::write_table(&result, o.out).map_err(Error::Output)?;
+    if let Some(path) = &args.out {
+        let json = serde_json::to_string(&result).map_err(|e| Error::Write {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        write_file(path, &json)?;
+    }
+    if let Some(path) = &args.raster {
+        write_file(path, &raster::raster_svg(&result)?)?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|source| Error::Write { path: path.display().to_string(), source })
+}

@@ -1,0 +1,270 @@
+//! `ruleopt simulate`: runs a module on the reference interpreter with a task stub —
+//! Poisson spikes on the input populations, constants on the signals — and summarises
+//! the run as a rate table, JSON, and (see [`crate::raster`]) an SVG raster plot.
+
+use crate::Error;
+use lang::diag::did_you_mean;
+use lang::interp::RunConfig;
+use lang::ir::{Module, PopId, VarId, VarKind};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+
+/// Rate of an input population without `--rate`, in Hz.
+pub const DEFAULT_RATE_HZ: f64 = 20.0;
+
+/// What to run; names are checked against the module by [`simulate`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    /// Time steps.
+    pub steps: usize,
+    /// Episodes.
+    pub batch: usize,
+    /// Seed of the instance, the initial state and the Poisson inputs.
+    pub seed: u64,
+    /// Poisson rate (Hz) per input population; others get [`DEFAULT_RATE_HZ`].
+    pub rates: Vec<(String, f64)>,
+    /// Constant value per signal; others are 0.
+    pub signals: Vec<(String, f64)>,
+    /// Variables to record every step (a parameter is recorded once per step, without
+    /// an episode index).
+    pub record: Vec<String>,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig { steps: 1000, batch: 1, seed: 0, rates: vec![], signals: vec![], record: vec![] }
+    }
+}
+
+/// One population's summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PopSummary {
+    /// Name.
+    pub name: String,
+    /// Neurons or channels.
+    pub size: usize,
+    /// Neuron model; `None` for input channels.
+    pub model: Option<String>,
+    /// Mean rate in Hz over neurons, episodes and time; `None` for non-spiking models.
+    pub rate_hz: Option<f64>,
+    /// Mean of the output of a non-spiking model over neurons, episodes and time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_output: Option<f64>,
+    /// `[step, episode, neuron]` of every spike.
+    pub spikes: Vec<[u32; 3]>,
+}
+
+/// Everything a run produced; serialises to the `--out` JSON.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SimResult {
+    /// Network name.
+    pub network: String,
+    /// Time step, ms.
+    pub dt_ms: f64,
+    /// Time steps run.
+    pub steps: usize,
+    /// Episodes.
+    pub batch: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Per population, in declaration order.
+    pub populations: Vec<PopSummary>,
+    /// Recorded variables: `[step][episode * size + i]`.
+    pub records: BTreeMap<String, Vec<Vec<f64>>>,
+}
+
+/// Whether a population emits spikes: an input population (its channels are 0/1), or a
+/// model whose output is a spike indicator (as the interpreter decides it).
+fn spiking_pops(module: &Module) -> Vec<bool> {
+    let spiking = lang::interp::spiking_outputs(module);
+    module
+        .pops
+        .iter()
+        .map(|(h, p)| if p.model.is_none() { p.out.is_some() } else { spiking.get(h.index()).is_some_and(Option::is_some) })
+        .collect()
+}
+
+/// Input variables that are not an input population's output: task signals.
+fn signal_vars(module: &Module) -> Vec<VarId> {
+    let outs: Vec<VarId> = module.pops.iter().filter(|(_, p)| p.model.is_none()).filter_map(|(_, p)| p.out).collect();
+    module.vars.iter().filter(|(v, var)| var.kind == VarKind::Input && !outs.contains(v)).map(|(v, _)| v).collect()
+}
+
+fn hint<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    did_you_mean(name, known).map(|h| format!("; {h}")).unwrap_or_default()
+}
+
+/// Runs the module with Poisson inputs and constant signals.
+pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
+    let dt = module.dt;
+    // Input populations and their spike probabilities per step.
+    let inputs: Vec<(PopId, VarId)> =
+        module.pops.iter().filter(|(_, p)| p.model.is_none()).filter_map(|(h, p)| p.out.map(|v| (h, v))).collect();
+    for (name, _) in &cfg.rates {
+        if !inputs.iter().any(|&(p, _)| module.pops[p].name == *name) {
+            let known = inputs.iter().map(|&(p, _)| module.pops[p].name.as_str());
+            return Err(Error::UnknownInput { name: name.clone(), hint: hint(name, known) });
+        }
+    }
+    let mut drives = Vec::new();
+    for &(p, v) in &inputs {
+        let name = &module.pops[p].name;
+        let rate = cfg.rates.iter().rev().find(|(n, _)| n == name).map_or(DEFAULT_RATE_HZ, |&(_, r)| r);
+        let prob = rate * dt / 1000.0;
+        if !(0.0..=1.0).contains(&prob) {
+            return Err(Error::RateTooHigh { name: name.clone(), rate, dt });
+        }
+        drives.push((p, v, module.pops[p].size, prob));
+    }
+    // Signals.
+    let signals = signal_vars(module);
+    let mut signal_values = Vec::new();
+    for (name, value) in &cfg.signals {
+        match signals.iter().find(|&&v| module.vars[v].name == *name) {
+            Some(&v) => signal_values.push((v, *value)),
+            None => {
+                let known = signals.iter().map(|&v| module.vars[v].name.as_str());
+                return Err(Error::UnknownSignal { name: name.clone(), hint: hint(name, known) });
+            }
+        }
+    }
+    // Recorded variables: the requested ones, then the outputs of non-spiking models.
+    let mut record = Vec::new();
+    for name in &cfg.record {
+        let Some(v) = module.var_by_name(name) else {
+            let known = module.vars.iter().map(|(_, v)| v.name.as_str());
+            return Err(Error::UnknownVar { name: name.clone(), hint: hint(name, known) });
+        };
+        if !record.contains(&v) {
+            record.push(v);
+        }
+    }
+    let requested = record.len();
+    let spiking = spiking_pops(module);
+    let rate_outputs: Vec<(PopId, VarId)> = module
+        .pops
+        .iter()
+        .filter(|&(h, p)| p.model.is_some() && !spiking[h.index()])
+        .filter_map(|(h, p)| p.out.map(|v| (h, v)))
+        .collect();
+    for &(_, v) in &rate_outputs {
+        if !record.contains(&v) {
+            record.push(v);
+        }
+    }
+
+    let instance = lang::init::instantiate(module, cfg.seed).map_err(|e| Error::Init(e.to_string()))?;
+    let config = RunConfig { steps: cfg.steps, batch: cfg.batch, seed: cfg.seed, record: record.clone() };
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    rng.set_stream(1); // independent of the streams `lang` derives from the same seed
+    let mut input_spikes: Vec<Vec<[u32; 3]>> = vec![Vec::new(); module.pops.len()];
+    let mut drive = |step: usize, state: &mut lang::init::State| {
+        for &(p, v, size, prob) in &drives {
+            let Some(values) = state.values.get_mut(v.index()) else { continue };
+            for (k, x) in values.iter_mut().enumerate() {
+                let spike = rng.gen::<f64>() < prob;
+                *x = if spike { 1.0 } else { 0.0 };
+                if spike {
+                    input_spikes[p.index()].push([step as u32, (k / size.max(1)) as u32, (k % size.max(1)) as u32]);
+                }
+            }
+        }
+        for &(v, value) in &signal_values {
+            if let Some(values) = state.values.get_mut(v.index()) {
+                values.iter_mut().for_each(|x| *x = value);
+            }
+        }
+    };
+    let trace = lang::interp::run(module, &instance, &config, &mut drive).map_err(|e| Error::Interp(e.to_string()))?;
+
+    let time_s = cfg.steps as f64 * dt / 1000.0;
+    let mut populations = Vec::new();
+    for (h, p) in module.pops.iter() {
+        let spikes: Vec<[u32; 3]> = if p.model.is_none() {
+            std::mem::take(&mut input_spikes[h.index()])
+        } else {
+            trace.spikes.get(h.index()).map_or_else(Vec::new, |s| s.iter().map(|&(t, e, i)| [t, e, i]).collect())
+        };
+        let rate_hz = spiking[h.index()].then(|| spikes.len() as f64 / (p.size as f64 * cfg.batch as f64 * time_s));
+        let mean_output = rate_outputs.iter().find(|&&(q, _)| q == h).and_then(|&(_, v)| {
+            let k = record.iter().position(|&r| r == v)?;
+            let values = trace.records.get(k)?;
+            let n: usize = values.iter().map(Vec::len).sum();
+            (n > 0).then(|| values.iter().flatten().sum::<f64>() / n as f64)
+        });
+        populations.push(PopSummary {
+            name: p.name.clone(),
+            size: p.size,
+            model: p.model.clone(),
+            rate_hz,
+            mean_output,
+            spikes,
+        });
+    }
+    let records = record[..requested]
+        .iter()
+        .zip(trace.records)
+        .map(|(&v, values)| (module.vars[v].name.clone(), values))
+        .collect();
+    Ok(SimResult {
+        network: module.name.clone(),
+        dt_ms: dt,
+        steps: cfg.steps,
+        batch: cfg.batch,
+        seed: cfg.seed,
+        populations,
+        records,
+    })
+}
+
+/// Prints the per-population table.
+pub fn write_table(res: &SimResult, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "network {}: {} steps of {} ms, batch {}, seed {}",
+        res.network, res.steps, res.dt_ms, res.batch, res.seed
+    )?;
+    let rows: Vec<[String; 5]> = res
+        .populations
+        .iter()
+        .map(|p| {
+            [
+                p.name.clone(),
+                p.model.clone().unwrap_or_else(|| "(input)".to_string()),
+                p.size.to_string(),
+                p.rate_hz.map_or_else(|| "-".to_string(), |r| format!("{r:.2}")),
+                p.mean_output.map_or_else(|| "-".to_string(), |m| format!("{m:.4}")),
+            ]
+        })
+        .collect();
+    let header = ["population", "model", "size", "rate (Hz)", "mean output"];
+    let mut width = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        format!(
+            "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            w0 = width[0],
+            w1 = width[1],
+            w2 = width[2],
+            w3 = width[3],
+            w4 = width[4]
+        )
+    };
+    writeln!(out, "{}", line(header).trim_end())?;
+    for row in &rows {
+        writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3], &row[4]]).trim_end())?;
+    }
+    Ok(())
+}
