@@ -1,14 +1,17 @@
 //! The network `ruleopt simulate` runs when no file is given, and the files it imports,
 //! compiled into the binary so the main job needs nothing but the executable.
+//! Names are the files' paths in the repository; imports resolve against them.
 
-/// Name of the bundled network file (imports resolve against the names below).
+/// Name of the bundled network file.
 pub const ROOT: &str = "rules/networks/lif_network.rule";
 
-/// (name, text) of every bundled file.
+/// (name, text) of every bundled file: the network and what it imports.
 pub const FILES: &[(&str, &str)] = &[
-    (ROOT, include_str!("../bundled/networks/lif_network.rule")),
-    ("rules/neurons/lif.rule", include_str!("../bundled/neurons/lif.rule")),
-    ("rules/synapses/static.rule", include_str!("../bundled/synapses/static.rule")),
+    (ROOT, include_str!("../../rules/networks/lif_network.rule")),
+    ("rules/neurons/lif.rule", include_str!("../../rules/neurons/lif.rule")),
+    ("rules/neurons/lif_zero.rule", include_str!("../../rules/neurons/lif_zero.rule")),
+    ("rules/neurons/leaky_readout.rule", include_str!("../../rules/neurons/leaky_readout.rule")),
+    ("rules/synapses/static.rule", include_str!("../../rules/synapses/static.rule")),
 ];
 
 /// The text of a bundled file.

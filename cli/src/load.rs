@@ -171,6 +171,13 @@ mod tests {
     }
 
     #[test]
+    fn bundled_network_checks() {
+        let mut session = Session::bundled();
+        let checked = session.check().expect("the bundled network checks");
+        assert_eq!(checked.files.len(), bundled::FILES.len(), "every bundled file is used");
+    }
+
+    #[test]
     fn bundled_imports_resolve() {
         for (name, text) in bundled::FILES {
             for line in text.lines() {

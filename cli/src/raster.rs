@@ -11,8 +11,9 @@ const BAND_PX_MIN: u32 = 60;
 
 /// Draws the raster plot as SVG text.
 pub fn raster_svg(res: &SimResult) -> Result<String, Error> {
-    // Bands, bottom to top in declaration order: (name, first row, size, spikes).
-    let pops: Vec<_> = res.populations.iter().filter(|p| p.rate_hz.is_some()).collect();
+    // Bands, top to bottom in declaration order (rows count upwards, so the last
+    // population gets the lowest rows): (population, first row).
+    let pops: Vec<_> = res.populations.iter().rev().filter(|p| p.rate_hz.is_some()).collect();
     let total: usize = pops.iter().map(|p| p.size).sum();
     let gap = (total / 25).max(1);
     let mut bands = Vec::new();
@@ -44,7 +45,6 @@ pub fn raster_svg(res: &SimResult) -> Result<String, Error> {
             .configure_mesh()
             .disable_mesh()
             .x_desc("time (ms)")
-            .y_desc("neuron")
             .y_labels(0)
             .draw()
             .map_err(plot_error)?;

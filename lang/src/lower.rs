@@ -1406,10 +1406,12 @@ impl<'p> Lowerer<'p> {
         let stmts: Vec<Stmt> = model.members.iter().filter_map(|m| if let Member::Stmt(s) = m { Some(s.clone()) } else { None }).collect();
         self.stmts(&stmts, &mut sc, inst, None);
         // Refractoriness: hold states while the counter runs; no spike.
+        // Active while more than half a step remains, so a period of k steps holds
+        // exactly k steps whatever the rounding of the countdown.
         let refr_active = inst.refr.map(|r| {
             let rv = self.m.add(Expr::Read(r));
-            let zero = self.zero();
-            self.m.mk_bin(BinOp::Lt, zero, rv)
+            let half = self.m.constant(0.5 * self.m.dt);
+            self.m.mk_bin(BinOp::Lt, half, rv)
         });
         if let Some(active) = refr_active {
             for (name, role, ..) in &inst.decls {

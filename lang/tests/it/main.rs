@@ -1,4 +1,5 @@
 //! Integration tests of the language: corpus snapshots, diagnostics, closed forms.
 
 mod common;
+mod closed_forms;
 mod corpus;
