@@ -93,8 +93,19 @@ fn signal_vars(module: &Module) -> Vec<VarId> {
     module.vars.iter().filter(|(v, var)| var.kind == VarKind::Input && !outs.contains(v)).map(|(v, _)| v).collect()
 }
 
-fn hint<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
-    did_you_mean(name, known).map(|h| format!("; {h}")).unwrap_or_default()
+/// "; did you mean `x`?" when a known name is close, else the list of known names
+/// (`what` names them: "input populations", ...).
+fn hint<'a>(name: &str, what: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 12;
+    let known: Vec<&str> = known.into_iter().collect();
+    if let Some(h) = did_you_mean(name, known.iter().copied()) {
+        return format!("; {h}");
+    }
+    match known.len() {
+        0 => format!("; this network has no {what}"),
+        n if n <= SHOWN => format!("; {what}: {}", known.join(", ")),
+        n => format!("; {what}: {}, ... ({} more)", known[..SHOWN].join(", "), n - SHOWN),
+    }
 }
 
 /// Runs the module with Poisson inputs and constant signals.
@@ -106,7 +117,7 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
     for (name, _) in &cfg.rates {
         if !inputs.iter().any(|&(p, _)| module.pops[p].name == *name) {
             let known = inputs.iter().map(|&(p, _)| module.pops[p].name.as_str());
-            return Err(Error::UnknownInput { name: name.clone(), hint: hint(name, known) });
+            return Err(Error::UnknownInput { name: name.clone(), hint: hint(name, "input populations", known) });
         }
     }
     let mut drives = Vec::new();
@@ -127,7 +138,7 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
             Some(&v) => signal_values.push((v, *value)),
             None => {
                 let known = signals.iter().map(|&v| module.vars[v].name.as_str());
-                return Err(Error::UnknownSignal { name: name.clone(), hint: hint(name, known) });
+                return Err(Error::UnknownSignal { name: name.clone(), hint: hint(name, "signals", known) });
             }
         }
     }
@@ -136,7 +147,7 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
     for name in &cfg.record {
         let Some(v) = module.var_by_name(name) else {
             let known = module.vars.iter().map(|(_, v)| v.name.as_str());
-            return Err(Error::UnknownVar { name: name.clone(), hint: hint(name, known) });
+            return Err(Error::UnknownVar { name: name.clone(), hint: hint(name, "variables", known) });
         };
         if !record.contains(&v) {
             record.push(v);
@@ -267,4 +278,19 @@ pub fn write_table(res: &SimResult, out: &mut dyn Write) -> std::io::Result<()> 
         writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3], &row[4]]).trim_end())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hint;
+
+    #[test]
+    fn hints_suggest_or_list() {
+        assert_eq!(hint("rewad", "signals", ["reward"]), "; did you mean `reward`?");
+        assert_eq!(hint("q", "signals", ["reward", "target"]), "; signals: reward, target");
+        assert_eq!(hint("q", "signals", []), "; this network has no signals");
+        let many: Vec<String> = (0..20).map(|i| format!("pop{i}.v")).collect();
+        let h = hint("zzz", "variables", many.iter().map(String::as_str));
+        assert!(h.ends_with("pop11.v, ... (8 more)"), "{h}");
+    }
 }

@@ -452,11 +452,6 @@ pub fn initial_state(m: &Module, inst: &Instance, batch: usize, seed: u64) -> Re
             VarKind::Param { .. } => {}
             VarKind::Input => values[v.index()] = vec![0.0; batch * n],
             VarKind::State { init } => {
-                for id in reachable(m, &init_operands(init)) {
-                    if let Expr::Hole(name, _) = m.expr(id) {
-                        return Err(InitError::Hole { var: var.name.clone(), hole: name.clone() });
-                    }
-                }
                 let mut vals = Vec::with_capacity(batch * n);
                 if let Init::Expr(e) = *init {
                     // The same in every episode.

@@ -1631,6 +1631,22 @@ fn collect_names(e: &ast::Expr, out: &mut Vec<String>) {
 /// Checks a model on its own: a neuron as a population of one, a rule between two
 /// stand-in populations whose every variable is an input. Returns warnings.
 pub(crate) fn lower_model_alone(prog: &Program, model: &ast::Model) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
+    lower_model_module(prog, model).map(|(_, w)| w)
+}
+
+/// Lowers one model on its own (see [`crate::check`]): a neuron model as a population
+/// `self` of one neuron whose inputs are external; a synapse rule as a projection
+/// `self` between two stand-in populations `pre` and `post` whose every variable, like
+/// each modulator, is an external input. This is the IR `ruleopt compile` prints for
+/// a file without a network.
+pub fn lower_model(prog: &Program, name: &str) -> Result<Module, Vec<Diagnostic>> {
+    match prog.model(name) {
+        Some(m) => lower_model_module(prog, m).map(|(m, _)| m),
+        None => Err(vec![Diagnostic::error(Span::default(), format!("no model named `{name}`"))]),
+    }
+}
+
+fn lower_model_module(prog: &Program, model: &ast::Model) -> Result<(Module, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut lw = Lowerer::new(prog, &model.name.name, 1.0);
     match model.kind {
         ModelKind::Neuron => {
@@ -1663,7 +1679,7 @@ pub(crate) fn lower_model_alone(prog: &Program, model: &ast::Model) -> Result<Ve
             lw.rule_step(q, model, &inst, &mods);
         }
     }
-    lw.finish().map(|(_, w)| w)
+    lw.finish()
 }
 
 /// Lowers one network of a program (the checker calls this for every network).

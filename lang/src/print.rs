@@ -310,6 +310,9 @@ struct Ctx {
     side: Option<(Side, PopId)>,
 }
 
+/// The context outside any broadcast.
+const TOP: Ctx = Ctx { side: None };
+
 fn infix(m: &Module, e: ExprId, ctx: Ctx) -> Infix {
     let sub = |a: ExprId| infix(m, a, ctx);
     let call = |f: &str, args: &[ExprId]| {
@@ -364,9 +367,10 @@ fn infix(m: &Module, e: ExprId, ctx: Ctx) -> Infix {
             let pop = if *side == Side::Pre { proj.pre } else { proj.post };
             infix(m, *a, Ctx { side: Some((*side, pop)) })
         }
-        Expr::SumPre(q, a) => call(&format!("sum_pre[{}]", proj_name(m, *q)), &[*a]),
-        Expr::SumPost(q, a) => call(&format!("sum_post[{}]", proj_name(m, *q)), &[*a]),
-        Expr::SumPop(p, a) => call(&format!("sum[{}]", pop_name(m, *p)), &[*a]),
+        // A sum leaves the context of an enclosing broadcast.
+        Expr::SumPre(q, a) => Infix::atom(format!("sum_pre[{}]({})", proj_name(m, *q), infix(m, *a, TOP).text)),
+        Expr::SumPost(q, a) => Infix::atom(format!("sum_post[{}]({})", proj_name(m, *q), infix(m, *a, TOP).text)),
+        Expr::SumPop(p, a) => Infix::atom(format!("sum[{}]({})", pop_name(m, *p), infix(m, *a, TOP).text)),
         Expr::Hole(name, args) => call(&format!("?{name}"), args),
     }
 }
@@ -396,9 +400,9 @@ fn read_name(m: &Module, v: VarId, ctx: Ctx) -> String {
 /// `sum[pop](x)`, holes `?f(a, b)`. Variables print by qualified name, except inside
 /// a broadcast, where the broadcast population's variables print as `pre.x`/`post.x`
 /// (its output as `pre.out`/`post.out`); the broadcast itself is implicit, as in the
-/// language.
+/// language. Inside a sum, `pre`/`post` refer to the summed projection's ends.
 pub fn expr_to_string(m: &Module, e: ExprId) -> String {
-    infix(m, e, Ctx { side: None }).text
+    infix(m, e, TOP).text
 }
 
 #[cfg(test)]
@@ -585,5 +589,10 @@ readout volt = rec.v
             surrogate: Surrogate { kind: SurrogateKind::Triangle, a: one, b: two },
         });
         assert_eq!(expr_to_string(&m, spk), "spike(q.e - pre.out * post.x - q.e >= 0)");
+        // A population sum inside a broadcast is not a per-neuron read.
+        let sz = m.add(Expr::SumPop(a, rz));
+        let bz = m.add(Expr::Bcast(q, Side::Pre, sz));
+        let zz = bin(&mut m, BinOp::Mul, bz, pre);
+        assert_eq!(expr_to_string(&m, zz), "sum[a](a.z) * pre.out");
     }
 }

@@ -3,3 +3,4 @@
 mod common;
 mod closed_forms;
 mod corpus;
+mod fuzz;
