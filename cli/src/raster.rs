@@ -61,7 +61,7 @@ pub fn raster_svg(res: &SimResult) -> Result<String, Error> {
         }
         let radius = if rows <= 100.0 { 2 } else { 1 };
         for (i, (p, first)) in bands.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let color = Palette99::pick(bands.len() - 1 - i).to_rgba(); // by declaration order
             let points = p
                 .spikes
                 .iter()

@@ -636,6 +636,13 @@ mod tests {
         let h = m.add(Expr::Hole("g".into(), vec![]));
         learn(&mut m, "p", Space::Global, Init::Expr(h));
         assert_eq!(instantiate(&m, 0), Err(InitError::Hole { var: "p".into(), hole: "g".into() }));
+        let mut m = Module::new("hole", 1.0);
+        let h = m.add(Expr::Hole("g".into(), vec![]));
+        let s = var(&mut m, "s", Space::Global, VarKind::State { init: Init::Expr(h) });
+        let rs = read(&mut m, s);
+        m.updates.push((s, rs));
+        let inst = instantiate(&m, 0).unwrap();
+        assert_eq!(initial_state(&m, &inst, 1, 0), Err(InitError::Hole { var: "s".into(), hole: "g".into() }));
 
         // Bad distributions.
         let mut m = Module::new("dist", 1.0);

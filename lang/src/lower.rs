@@ -129,6 +129,8 @@ struct Lowerer<'p> {
     net_mods: HashMap<String, (ast::Expr, Span)>,
     mod_vals: HashMap<String, Option<Val>>,
     visiting: Vec<String>,
+    /// Parameters on a definition cycle (already reported).
+    cyclic: HashSet<String>,
 }
 
 const UNARY: &[(&str, UnOp)] = &[
@@ -170,6 +172,7 @@ impl<'p> Lowerer<'p> {
             net_mods: HashMap::new(),
             mod_vals: HashMap::new(),
             visiting: Vec::new(),
+            cyclic: HashSet::new(),
         }
     }
 
@@ -779,7 +782,11 @@ impl<'p> Lowerer<'p> {
         }
         for i in order {
             let (p, var, sp, init) = &params[i];
-            let (iinit, u) = self.lower_init(init, &mut sc, *sp, proj);
+            let (iinit, u) = if self.cyclic.contains(&p.name.name) {
+                (ir::Init::Expr(self.zero()), None)
+            } else {
+                self.lower_init(init, &mut sc, *sp, proj)
+            };
             let bounds = p.bounds.as_ref().and_then(|(lo, hi)| {
                 let l = self.const_expr(lo, &mut sc, u)?;
                 let h = self.const_expr(hi, &mut sc, u)?;
@@ -981,10 +988,12 @@ impl<'p> Lowerer<'p> {
                     let first = &params[cyc[0]].0;
                     self.err(first.span, format!("cyclic definition: `{}` depends on itself ({})", first.name, chain.join(" -> ")));
                 }
-                // Break the cycle: mark everything on it done so lowering goes on.
+                // Break the cycle: its members get no initial value (one error is
+                // enough), everything else goes on.
                 for &k in &cyc {
                     if state[k] != 2 {
                         state[k] = 2;
+                        self.cyclic.insert(params[k].0.name.clone());
                         order.push(k);
                     }
                 }
@@ -1816,7 +1825,8 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                     None => continue,
                 },
             };
-            let (init, u) = lw.lower_init(&p.init, &mut sc, sp, None);
+            let (init, u) =
+                if lw.cyclic.contains(&p.name.name) { (ir::Init::Expr(lw.zero()), None) } else { lw.lower_init(&p.init, &mut sc, sp, None) };
             let bounds = p.bounds.as_ref().and_then(|(lo, hi)| {
                 let l = lw.const_expr(lo, &mut sc, u)?;
                 let h = lw.const_expr(hi, &mut sc, u)?;

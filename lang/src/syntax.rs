@@ -146,6 +146,18 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         }
         ErrorVariant::CustomError { message } => format!("syntax error: {message}"),
     };
+    // A statement that runs into the next line almost always lacks its `;`.
+    let before = text[..start].trim_end();
+    if let Some(last) = before.chars().last() {
+        let newline_between = text[before.len()..start].contains('\n');
+        if newline_between && !matches!(last, ';' | '{' | '}') && matches!(e.variant, ErrorVariant::ParsingError { .. }) {
+            let at = before.len() - last.len_utf8();
+            let tail: String = before.chars().rev().take_while(|c| !c.is_whitespace()).collect::<Vec<_>>().into_iter().rev().collect();
+            return Diagnostic::error(Span::new(file, at, before.len()), format!("syntax error: expected `;` after `{tail}`"))
+                .with_label("add `;` here")
+                .with_note(format!("the next line starts with {found}"));
+        }
+    }
     let mut d = Diagnostic::error(Span::new(file, start, tok_end), message);
     if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
         if positives.iter().any(|r| matches!(r, Rule::ident)) && is_keyword(found.trim_matches('`')) {
@@ -393,7 +405,13 @@ impl Cx {
                 });
                 Expr { kind: ExprKind::Num(value, unit), span }
             }
-            Rule::path => Expr { kind: ExprKind::Path(p.into_inner().map(|q| self.ident(q)).collect()), span },
+            Rule::path => {
+                // The pair's span may end in whitespace skipped before a `.` that never
+                // came: span the identifiers only.
+                let ids: Vec<Ident> = p.into_inner().map(|q| self.ident(q)).collect();
+                let span = ids[0].span.to(ids[ids.len() - 1].span);
+                Expr { kind: ExprKind::Path(ids), span }
+            }
             Rule::call => Expr { kind: ExprKind::Call(self.call(p)), span },
             Rule::hole => {
                 let mut it = p.into_inner();
