@@ -47,13 +47,19 @@ impl Diagnostic {
             notes: Vec::new(),
         }
     }
+    /// An error about no place in particular (a missing network, say).
+    pub fn plain(message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Error, message: message.into(), labels: Vec::new(), notes: Vec::new() }
+    }
     /// A warning at `span`.
     pub fn warning(span: Span, message: impl Into<String>) -> Diagnostic {
         Diagnostic { severity: Severity::Warning, ..Diagnostic::error(span, message) }
     }
     /// Sets the text under the primary caret.
     pub fn with_label(mut self, message: impl Into<String>) -> Diagnostic {
-        self.labels[0].message = message.into();
+        if let Some(l) = self.labels.first_mut() {
+            l.message = message.into();
+        }
         self
     }
     /// Adds a secondary label.
@@ -86,9 +92,11 @@ impl fmt::Display for Diagnostic {
 pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;
     for k in known {
-        let d = edit_distance(name, k);
-        let limit = (name.chars().count().max(k.chars().count()) / 3).max(1);
-        if d <= limit && best.is_none_or(|(bd, bk)| d < bd || (d == bd && k < bk)) {
+        // Case slips always count; otherwise about one edit per three characters, so
+        // one-letter names never "suggest" another one-letter name.
+        let d = if name.to_lowercase() == k.to_lowercase() { 0 } else { edit_distance(name, k) };
+        let limit = name.chars().count().max(k.chars().count()) / 3;
+        if k != name && d <= limit && best.is_none_or(|(bd, bk)| d < bd || (d == bd && k < bk)) {
             best = Some((d, k));
         }
     }

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 /// Lowers the network `name` (or the root file's last network) of a checked program.
 pub fn lower(prog: &Program, name: Option<&str>) -> Result<Module, Vec<Diagnostic>> {
-    let net = crate::check::pick_network(prog, name).map_err(|msg| vec![Diagnostic::error(Span::default(), msg)])?;
+    let net = crate::check::pick_network(prog, name).map_err(|msg| vec![Diagnostic::plain(msg)])?;
     lower_network(prog, net)
 }
 
@@ -371,7 +371,7 @@ impl<'p> Lowerer<'p> {
                 if let Some(&(n, first)) = sc.holes.get(&name.name) {
                     if n != args.len() {
                         self.push(
-                            Diagnostic::error(e.span, format!("wrong arity: hole `?{}` was used with {n} arguments before, here with {}", name.name, args.len()))
+                            Diagnostic::error(e.span, format!("wrong arity: hole `?{}` has {n} argument{} where it is first used, {} here", name.name, if n == 1 { "" } else { "s" }, args.len()))
                                 .with_secondary(first, "first used here"),
                         );
                         return None;
@@ -579,7 +579,13 @@ impl<'p> Lowerer<'p> {
                 self.err(c.span, msg);
                 return None;
             };
-            let mut e = self.m.add(Expr::SumPop(p, v.e));
+            let mut e = if self.m.space(v.e) == ir::Space::Global {
+                // Folded to a constant: the sum is the constant times the size.
+                let n = self.m.constant(self.m.pops[p].size as f64);
+                self.m.mk_mul(v.e, n)
+            } else {
+                self.m.add(Expr::SumPop(p, v.e))
+            };
             if name == "mean" {
                 let n = self.m.constant(self.m.pops[p].size as f64);
                 e = self.m.mk_div(e, n);
@@ -1651,7 +1657,7 @@ pub(crate) fn lower_model_alone(prog: &Program, model: &ast::Model) -> Result<Ve
 pub fn lower_model(prog: &Program, name: &str) -> Result<Module, Vec<Diagnostic>> {
     match prog.model(name) {
         Some(m) => lower_model_module(prog, m).map(|(m, _)| m),
-        None => Err(vec![Diagnostic::error(Span::default(), format!("no model named `{name}`"))]),
+        None => Err(vec![Diagnostic::plain(format!("no model named `{name}`"))]),
     }
 }
 
@@ -1972,7 +1978,11 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                 continue;
             };
             let b = lw.m.add(Expr::Bcast(q, Side::Pre, out));
-            let prod = lw.m.mk_mul(w.e, b);
+            let mut prod = lw.m.mk_mul(w.e, b);
+            if lw.m.space(prod) == ir::Space::Global {
+                // Folded to a constant (`weight = 0`): still one term per synapse.
+                prod = lw.m.add(Expr::Bcast(q, Side::Pre, prod));
+            }
             let sum = lw.m.add(Expr::SumPre(q, prod));
             let entry = currents.entry(target).or_insert(Val { e: lw.m.constant(0.0), u: None, sp: Sp::Pop(p) });
             entry.e = lw.m.mk_add(entry.e, sum);

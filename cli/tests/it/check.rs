@@ -9,14 +9,21 @@ fn good_files_pass() {
     assert!(run.stdout.contains("net/small.rule: ok: 2 models, 1 network"), "{}", run.stdout);
 }
 
+/// The `(line, col)` after the first `name:` in `text`.
+fn location(text: &str, name: &str) -> Option<(usize, usize)> {
+    let rest = &text[text.find(&format!("{name}:"))? + name.len() + 1..];
+    let mut numbers = rest.split(|c: char| !c.is_ascii_digit());
+    Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
+}
+
 #[test]
 fn syntax_error_points_at_file_line_col() {
     let dir = project();
-    dir.write("bad.rule", "neuron N {\n  state v = 0\n}\n");
+    dir.write("bad.rule", "neuron N {\n  state v = 0;\n  v = @;\n}\n");
     let run = ruleopt(dir.path(), &["check", "--color", "never", "bad.rule"]);
     run.expect_code(1);
     assert!(run.stdout.contains("error"), "{}", run.stdout);
-    assert!(run.stdout.contains("bad.rule:3:1"), "{}", run.stdout);
+    assert_eq!(location(&run.stdout, "bad.rule"), Some((3, 7)), "{}", run.stdout);
     assert!(!run.all().contains('\u{1b}'), "no colour when not a terminal");
 }
 

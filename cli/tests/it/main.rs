@@ -3,6 +3,7 @@
 
 mod check;
 mod compile;
+mod diagnostics;
 mod readme;
 mod simulate;
 

@@ -4,3 +4,4 @@ mod common;
 mod closed_forms;
 mod corpus;
 mod fuzz;
+mod semantics;
