@@ -47,10 +47,14 @@ impl ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse and check .rule files (and their imports), printing every diagnostic.
-    #[command(after_help = "Examples:\n  ruleopt check rules/neurons/lif.rule\n  ruleopt check --color never a.rule b.rule")]
+    #[command(
+        after_help = "Examples:\n  ruleopt check rules/neurons/lif.rule\n  ruleopt check --color never a.rule b.rule"
+    )]
     Check(CheckArgs),
     /// Print a file's AST, or a network's IR after lowering and validation.
-    #[command(after_help = "Examples:\n  ruleopt compile net.rule --emit ast\n  ruleopt compile net.rule --network Example --emit ir")]
+    #[command(
+        after_help = "Examples:\n  ruleopt compile net.rule --emit ast\n  ruleopt compile net.rule --network Example --emit ir"
+    )]
     Compile(CompileArgs),
     /// Run a network on the reference interpreter with Poisson inputs and constant signals.
     #[command(
@@ -72,7 +76,9 @@ pub struct CheckArgs {
 pub enum Emit {
     /// The syntax tree of the file, printed back as text (imports are not followed).
     Ast,
-    /// The canonical text of the network's IR after lowering and validation.
+    /// The canonical text of the network's IR after lowering and validation; for a file
+    /// without a network, each model lowered alone (a neuron as a population `self`, a
+    /// rule between stand-in populations `pre` and `post`).
     Ir,
 }
 
@@ -126,7 +132,9 @@ pub struct SimulateArgs {
 }
 
 fn split_assignment(s: &str) -> Result<(String, &str), String> {
-    let (name, value) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))?;
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got `{s}`"))?;
     let name = name.trim();
     if name.is_empty() {
         return Err(format!("missing name before `=` in `{s}`"));
@@ -139,9 +147,13 @@ fn split_assignment(s: &str) -> Result<(String, &str), String> {
 pub fn parse_rate(s: &str) -> Result<(String, f64), String> {
     let (name, value) = split_assignment(s)?;
     let number = value.strip_suffix("Hz").unwrap_or(value).trim();
-    let rate: f64 = number.parse().map_err(|_| format!("`{value}` is not a rate in Hz (like `20`, `20Hz` or `20 Hz`)"))?;
+    let rate: f64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a rate in Hz (like `20`, `20Hz` or `20 Hz`)"))?;
     if !rate.is_finite() || rate < 0.0 {
-        return Err(format!("a rate must be a finite number >= 0 Hz, got `{value}`"));
+        return Err(format!(
+            "a rate must be a finite number >= 0 Hz, got `{value}`"
+        ));
     }
     Ok((name, rate))
 }
@@ -149,7 +161,9 @@ pub fn parse_rate(s: &str) -> Result<(String, f64), String> {
 /// Parses `NAME=VALUE` for a constant signal.
 pub fn parse_signal(s: &str) -> Result<(String, f64), String> {
     let (name, value) = split_assignment(s)?;
-    let v: f64 = value.parse().map_err(|_| format!("`{value}` is not a number"))?;
+    let v: f64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number"))?;
     if !v.is_finite() {
         return Err(format!("a signal value must be finite, got `{value}`"));
     }
@@ -179,7 +193,10 @@ mod tests {
 
     #[test]
     fn signals_are_numbers() {
-        assert_eq!(parse_signal("reward=-1.5"), Ok(("reward".to_string(), -1.5)));
+        assert_eq!(
+            parse_signal("reward=-1.5"),
+            Ok(("reward".to_string(), -1.5))
+        );
         assert!(parse_signal("reward").is_err());
         assert!(parse_signal("reward=x").is_err());
     }

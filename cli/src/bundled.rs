@@ -8,13 +8,28 @@ pub const ROOT: &str = "rules/networks/lif_network.rule";
 /// (name, text) of every bundled file: the network and what it imports.
 pub const FILES: &[(&str, &str)] = &[
     (ROOT, include_str!("../../rules/networks/lif_network.rule")),
-    ("rules/neurons/lif.rule", include_str!("../../rules/neurons/lif.rule")),
-    ("rules/neurons/lif_zero.rule", include_str!("../../rules/neurons/lif_zero.rule")),
-    ("rules/neurons/leaky_readout.rule", include_str!("../../rules/neurons/leaky_readout.rule")),
-    ("rules/synapses/static.rule", include_str!("../../rules/synapses/static.rule")),
+    (
+        "rules/neurons/lif.rule",
+        include_str!("../../rules/neurons/lif.rule"),
+    ),
+    (
+        "rules/neurons/lif_zero.rule",
+        include_str!("../../rules/neurons/lif_zero.rule"),
+    ),
+    (
+        "rules/neurons/leaky_readout.rule",
+        include_str!("../../rules/neurons/leaky_readout.rule"),
+    ),
+    (
+        "rules/synapses/static.rule",
+        include_str!("../../rules/synapses/static.rule"),
+    ),
 ];
 
 /// The text of a bundled file.
 pub fn get(name: &str) -> Option<&'static str> {
-    FILES.iter().find(|(n, _)| *n == name).map(|&(_, text)| text)
+    FILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, text)| text)
 }

@@ -159,8 +159,14 @@ fn check(args: &CheckArgs, o: &mut Output<'_>) -> Result<(), Error> {
         };
         match session.check() {
             Ok(checked) => {
-                load::write_diagnostics(&session.sources, &checked.program.warnings, o.out, o.out_color)?;
-                let (models, networks) = (checked.program.models.len(), checked.program.networks.len());
+                load::write_diagnostics(
+                    &session.sources,
+                    &checked.program.warnings,
+                    o.out,
+                    o.out_color,
+                )?;
+                let (models, networks) =
+                    (checked.program.models.len(), checked.program.networks.len());
                 writeln!(
                     o.out,
                     "{}: ok: {}, {}",
@@ -173,14 +179,23 @@ fn check(args: &CheckArgs, o: &mut Output<'_>) -> Result<(), Error> {
             Err(diags) => {
                 load::write_diagnostics(&session.sources, &diags, o.out, o.out_color)?;
                 let errors = diags.iter().filter(|d| d.is_error()).count();
-                writeln!(o.out, "{}: {}", session.root_name(), plural(errors, "error")).map_err(Error::Output)?;
+                writeln!(
+                    o.out,
+                    "{}: {}",
+                    session.root_name(),
+                    plural(errors, "error")
+                )
+                .map_err(Error::Output)?;
                 failed += 1;
             }
         }
     }
     match failed {
         0 => Ok(()),
-        _ => Err(Error::CheckFailed { failed, total: args.files.len() }),
+        _ => Err(Error::CheckFailed {
+            failed,
+            total: args.files.len(),
+        }),
     }
 }
 
@@ -189,10 +204,43 @@ fn compile(args: &CompileArgs, o: &mut Output<'_>) -> Result<(), Error> {
     let mut session = Session::open(&args.file)?;
     let text = match args.emit {
         Emit::Ast => {
-            let file = session.parse_root().map_err(|d| session.reject(&d, o.err, o.err_color))?;
+            let file = session
+                .parse_root()
+                .map_err(|d| session.reject(&d, o.err, o.err_color))?;
             file.to_string()
         }
-        Emit::Ir => session.module(args.network.as_deref(), o.err, o.err_color)?.to_string(),
+        Emit::Ir => {
+            let root = session
+                .parse_root()
+                .map_err(|d| session.reject(&d, o.err, o.err_color))?;
+            let has_network = root
+                .items
+                .iter()
+                .any(|i| matches!(i, lang::ast::Item::Network(_)));
+            if has_network || args.network.is_some() {
+                session
+                    .module(args.network.as_deref(), o.err, o.err_color)?
+                    .to_string()
+            } else {
+                // A file of models: each model lowered on its own, as `check` does.
+                let checked = session
+                    .check()
+                    .map_err(|d| session.reject(&d, o.err, o.err_color))?;
+                let mut text = String::new();
+                for item in &root.items {
+                    let lang::ast::Item::Model(m) = item else {
+                        continue;
+                    };
+                    let module = lang::lower::lower_model(&checked.program, &m.name.name)
+                        .map_err(|d| session.reject(&d, o.err, o.err_color))?;
+                    text += &format!(
+                        "; model {} lowered alone (see `ruleopt compile --help`)\n{module}\n",
+                        m.name.name
+                    );
+                }
+                text
+            }
+        }
     };
     o.out.write_all(text.as_bytes()).map_err(Error::Output)?;
     if !text.ends_with('\n') {
@@ -232,5 +280,8 @@ fn simulate(args: &SimulateArgs, o: &mut Output<'_>) -> Result<(), Error> {
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), Error> {
-    std::fs::write(path, text).map_err(|source| Error::Write { path: path.display().to_string(), source })
+    std::fs::write(path, text).map_err(|source| Error::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }

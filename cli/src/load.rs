@@ -40,9 +40,15 @@ pub struct Checked {
 impl Session {
     /// Reads the root file from disk; imports will be read relative to it.
     pub fn open(path: &Path) -> Result<Session, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Read { path: path.display().to_string(), source })?;
-        Ok(Session::from_text(&path.display().to_string(), text, Origin::Fs))
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Session::from_text(
+            &path.display().to_string(),
+            text,
+            Origin::Fs,
+        ))
     }
 
     /// The bundled network.
@@ -55,7 +61,11 @@ impl Session {
     pub fn from_text(name: &str, text: impl Into<String>, origin: Origin) -> Session {
         let mut sources = Sources::new();
         let root = sources.add(name, text);
-        Session { sources, root, origin }
+        Session {
+            sources,
+            root,
+            origin,
+        }
     }
 
     /// The root file's name.
@@ -94,18 +104,29 @@ impl Session {
         if !checked.program.warnings.is_empty() {
             write_diagnostics(&self.sources, &checked.program.warnings, diag_out, color)?;
         }
-        let module = lang::lower::lower(&checked.program, network).map_err(|d| self.reject(&d, diag_out, color))?;
-        lang::validate::validate(&module)
-            .map_err(|e| Error::Invalid { network: module.name.clone(), message: e.to_string() })?;
+        let module = lang::lower::lower(&checked.program, network)
+            .map_err(|d| self.reject(&d, diag_out, color))?;
+        lang::validate::validate(&module).map_err(|e| Error::Invalid {
+            network: module.name.clone(),
+            message: e.to_string(),
+        })?;
         Ok(module)
     }
 
     /// Renders diagnostics and turns them into the error that ends the command.
-    pub fn reject(&self, diags: &[Diagnostic], diag_out: &mut dyn std::io::Write, color: bool) -> Error {
+    pub fn reject(
+        &self,
+        diags: &[Diagnostic],
+        diag_out: &mut dyn std::io::Write,
+        color: bool,
+    ) -> Error {
         if let Err(e) = write_diagnostics(&self.sources, diags, diag_out, color) {
             return e;
         }
-        Error::Rejected { file: self.root_name().to_string(), errors: diags.iter().filter(|d| d.is_error()).count() }
+        Error::Rejected {
+            file: self.root_name().to_string(),
+            errors: diags.iter().filter(|d| d.is_error()).count(),
+        }
     }
 }
 
@@ -116,7 +137,8 @@ pub fn write_diagnostics(
     out: &mut dyn std::io::Write,
     color: bool,
 ) -> Result<(), Error> {
-    out.write_all(crate::render_diagnostics(sources, diags, color).as_bytes()).map_err(Error::Output)
+    out.write_all(crate::render_diagnostics(sources, diags, color).as_bytes())
+        .map_err(Error::Output)
 }
 
 /// Reads an import: `import` is relative to the directory of the importing file.
@@ -147,7 +169,10 @@ pub fn import_name(importer: &str, import: &str) -> String {
             Component::ParentDir => {
                 if matches!(out.components().next_back(), Some(Component::Normal(_))) {
                     out.pop();
-                } else if !matches!(out.components().next_back(), Some(Component::RootDir | Component::Prefix(_))) {
+                } else if !matches!(
+                    out.components().next_back(),
+                    Some(Component::RootDir | Component::Prefix(_))
+                ) {
                     out.push("..");
                 }
             }
@@ -163,7 +188,10 @@ mod tests {
 
     #[test]
     fn import_names_are_normalised() {
-        assert_eq!(import_name("rules/networks/a.rule", "../neurons/lif.rule"), "rules/neurons/lif.rule");
+        assert_eq!(
+            import_name("rules/networks/a.rule", "../neurons/lif.rule"),
+            "rules/neurons/lif.rule"
+        );
         assert_eq!(import_name("a.rule", "./b.rule"), "b.rule");
         assert_eq!(import_name("a.rule", "../b.rule"), "../b.rule");
         assert_eq!(import_name("/x/a.rule", "../../b.rule"), "/b.rule");
@@ -174,16 +202,25 @@ mod tests {
     fn bundled_network_checks() {
         let mut session = Session::bundled();
         let checked = session.check().expect("the bundled network checks");
-        assert_eq!(checked.files.len(), bundled::FILES.len(), "every bundled file is used");
+        assert_eq!(
+            checked.files.len(),
+            bundled::FILES.len(),
+            "every bundled file is used"
+        );
     }
 
     #[test]
     fn bundled_imports_resolve() {
         for (name, text) in bundled::FILES {
             for line in text.lines() {
-                let Some(rest) = line.trim().strip_prefix("import \"") else { continue };
+                let Some(rest) = line.trim().strip_prefix("import \"") else {
+                    continue;
+                };
                 let path = rest.split('"').next().unwrap_or_default();
-                assert!(bundled::get(&import_name(name, path)).is_some(), "{name} imports {path}");
+                assert!(
+                    bundled::get(&import_name(name, path)).is_some(),
+                    "{name} imports {path}"
+                );
             }
         }
     }

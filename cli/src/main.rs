@@ -12,7 +12,15 @@ fn main() -> ExitCode {
     let err_color = cli.color.enabled(stderr.is_terminal());
     let result = {
         let (mut out, mut err) = (stdout.lock(), stderr.lock());
-        ruleopt::run(&cli, &mut ruleopt::Output { out: &mut out, err: &mut err, out_color, err_color })
+        ruleopt::run(
+            &cli,
+            &mut ruleopt::Output {
+                out: &mut out,
+                err: &mut err,
+                out_color,
+                err_color,
+            },
+        )
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

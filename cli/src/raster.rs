@@ -13,7 +13,12 @@ const BAND_PX_MIN: u32 = 60;
 pub fn raster_svg(res: &SimResult) -> Result<String, Error> {
     // Bands, top to bottom in declaration order (rows count upwards, so the last
     // population gets the lowest rows): (population, first row).
-    let pops: Vec<_> = res.populations.iter().rev().filter(|p| p.rate_hz.is_some()).collect();
+    let pops: Vec<_> = res
+        .populations
+        .iter()
+        .rev()
+        .filter(|p| p.rate_hz.is_some())
+        .collect();
     let total: usize = pops.iter().map(|p| p.size).sum();
     let gap = (total / 25).max(1);
     let mut bands = Vec::new();
@@ -31,7 +36,10 @@ pub fn raster_svg(res: &SimResult) -> Result<String, Error> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("{}: spikes of episode 0", res.network), ("sans-serif", 18))
+            .caption(
+                format!("{}: spikes of episode 0", res.network),
+                ("sans-serif", 18),
+            )
             .margin(10)
             .margin_right(30)
             .x_label_area_size(40)
@@ -39,8 +47,10 @@ pub fn raster_svg(res: &SimResult) -> Result<String, Error> {
             .build_cartesian_2d(0.0..t_end, -0.5..rows - 0.5)
             .map_err(plot_error)?;
         // Label each band at its middle with the population name.
-        let centres: Vec<(f64, String)> =
-            bands.iter().map(|(p, first)| (*first as f64 + (p.size as f64 - 1.0) / 2.0, p.name.clone())).collect();
+        let centres: Vec<(f64, String)> = bands
+            .iter()
+            .map(|(p, first)| (*first as f64 + (p.size as f64 - 1.0) / 2.0, p.name.clone()))
+            .collect();
         chart
             .configure_mesh()
             .disable_mesh()
@@ -51,13 +61,19 @@ pub fn raster_svg(res: &SimResult) -> Result<String, Error> {
         let label_style = ("sans-serif", 14).into_font().color(&BLACK);
         for (y, name) in &centres {
             let (px, py) = chart.backend_coord(&(0.0, *y));
-            root.draw(&Text::new(name.clone(), (px.saturating_sub(85), py - 7), label_style.clone()))
-                .map_err(plot_error)?;
+            root.draw(&Text::new(
+                name.clone(),
+                (px.saturating_sub(85), py - 7),
+                label_style.clone(),
+            ))
+            .map_err(plot_error)?;
         }
         // Separators between bands.
         for (_, first) in bands.iter().skip(1) {
             let y = *first as f64 - gap as f64 / 2.0 - 0.5;
-            chart.draw_series(LineSeries::new([(0.0, y), (t_end, y)], BLACK.mix(0.3))).map_err(plot_error)?;
+            chart
+                .draw_series(LineSeries::new([(0.0, y), (t_end, y)], BLACK.mix(0.3)))
+                .map_err(plot_error)?;
         }
         let radius = if rows <= 100.0 { 2 } else { 1 };
         for (i, (p, first)) in bands.iter().enumerate() {
@@ -67,7 +83,9 @@ pub fn raster_svg(res: &SimResult) -> Result<String, Error> {
                 .iter()
                 .filter(|s| s[1] == 0)
                 .map(|s| (s[0] as f64 * res.dt_ms, (*first + s[2] as usize) as f64));
-            chart.draw_series(points.map(|c| Circle::new(c, radius, color.filled()))).map_err(plot_error)?;
+            chart
+                .draw_series(points.map(|c| Circle::new(c, radius, color.filled())))
+                .map_err(plot_error)?;
         }
         root.present().map_err(plot_error)?;
     }

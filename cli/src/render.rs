@@ -2,7 +2,9 @@
 //! source line with a caret, the message and the notes. `lang` keeps diagnostics as
 //! data; this is the only place that turns them into text.
 
-use codespan_reporting::diagnostic::{Diagnostic as CsDiagnostic, Label as CsLabel, Severity as CsSeverity};
+use codespan_reporting::diagnostic::{
+    Diagnostic as CsDiagnostic, Label as CsLabel, Severity as CsSeverity,
+};
 use codespan_reporting::files::SimpleFiles;
 use codespan_reporting::term::termcolor::{Ansi, NoColor, WriteColor};
 use codespan_reporting::term::{self, Config};
@@ -20,8 +22,11 @@ pub fn render_diagnostics(sources: &Sources, diags: &[Diagnostic], color: bool) 
     let config = Config::default();
     let mut buf = Vec::new();
     {
-        let mut writer: Box<dyn WriteColor + '_> =
-            if color { Box::new(Ansi::new(&mut buf)) } else { Box::new(NoColor::new(&mut buf)) };
+        let mut writer: Box<dyn WriteColor + '_> = if color {
+            Box::new(Ansi::new(&mut buf))
+        } else {
+            Box::new(NoColor::new(&mut buf))
+        };
         for diag in diags {
             let converted = convert(sources, diag);
             if term::emit(&mut *writer, &config, &files, &converted).is_err() {
@@ -66,7 +71,10 @@ fn convert(sources: &Sources, diag: &Diagnostic) -> CsDiagnostic<usize> {
             label.with_message(l.message.clone())
         })
         .collect();
-    CsDiagnostic::new(severity).with_message(diag.message.clone()).with_labels(labels).with_notes(diag.notes.clone())
+    CsDiagnostic::new(severity)
+        .with_message(diag.message.clone())
+        .with_labels(labels)
+        .with_notes(diag.notes.clone())
 }
 
 fn floor_boundary(text: &str, i: usize) -> usize {
@@ -103,7 +111,11 @@ mod tests {
         assert!(text.contains("^ here"), "{text}");
         assert!(text.contains("= every declaration ends with `;`"), "{text}");
         assert!(!text.contains('\u{1b}'), "no escape codes without colour");
-        let coloured = render_diagnostics(&sources, &[Diagnostic::error(Span::new(f, 0, 6), "x")], true);
+        let coloured = render_diagnostics(
+            &sources,
+            &[Diagnostic::error(Span::new(f, 0, 6), "x")],
+            true,
+        );
         assert!(coloured.contains('\u{1b}'));
     }
 
@@ -117,6 +129,9 @@ mod tests {
             Diagnostic::warning(Span::new(FileId(9), 0, 1), "unknown file"),
         ];
         let text = render_diagnostics(&sources, &diags, false);
-        assert!(text.contains("past the end") && text.contains("warning: unknown file"), "{text}");
+        assert!(
+            text.contains("past the end") && text.contains("warning: unknown file"),
+            "{text}"
+        );
     }
 }

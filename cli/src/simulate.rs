@@ -35,7 +35,14 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> SimConfig {
-        SimConfig { steps: 1000, batch: 1, seed: 0, rates: vec![], signals: vec![], record: vec![] }
+        SimConfig {
+            steps: 1000,
+            batch: 1,
+            seed: 0,
+            rates: vec![],
+            signals: vec![],
+            record: vec![],
+        }
     }
 }
 
@@ -83,14 +90,30 @@ fn spiking_pops(module: &Module) -> Vec<bool> {
     module
         .pops
         .iter()
-        .map(|(h, p)| if p.model.is_none() { p.out.is_some() } else { spiking.get(h.index()).is_some_and(Option::is_some) })
+        .map(|(h, p)| {
+            if p.model.is_none() {
+                p.out.is_some()
+            } else {
+                spiking.get(h.index()).is_some_and(Option::is_some)
+            }
+        })
         .collect()
 }
 
 /// Input variables that are not an input population's output: task signals.
 fn signal_vars(module: &Module) -> Vec<VarId> {
-    let outs: Vec<VarId> = module.pops.iter().filter(|(_, p)| p.model.is_none()).filter_map(|(_, p)| p.out).collect();
-    module.vars.iter().filter(|(v, var)| var.kind == VarKind::Input && !outs.contains(v)).map(|(v, _)| v).collect()
+    let outs: Vec<VarId> = module
+        .pops
+        .iter()
+        .filter(|(_, p)| p.model.is_none())
+        .filter_map(|(_, p)| p.out)
+        .collect();
+    module
+        .vars
+        .iter()
+        .filter(|(v, var)| var.kind == VarKind::Input && !outs.contains(v))
+        .map(|(v, _)| v)
+        .collect()
 }
 
 /// "; did you mean `x`?" when a known name is close, else the list of known names
@@ -104,7 +127,11 @@ fn hint<'a>(name: &str, what: &str, known: impl IntoIterator<Item = &'a str>) ->
     match known.len() {
         0 => format!("; this network has no {what}"),
         n if n <= SHOWN => format!("; {what}: {}", known.join(", ")),
-        n => format!("; {what}: {}, ... ({} more)", known[..SHOWN].join(", "), n - SHOWN),
+        n => format!(
+            "; {what}: {}, ... ({} more)",
+            known[..SHOWN].join(", "),
+            n - SHOWN
+        ),
     }
 }
 
@@ -112,21 +139,37 @@ fn hint<'a>(name: &str, what: &str, known: impl IntoIterator<Item = &'a str>) ->
 pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
     let dt = module.dt;
     // Input populations and their spike probabilities per step.
-    let inputs: Vec<(PopId, VarId)> =
-        module.pops.iter().filter(|(_, p)| p.model.is_none()).filter_map(|(h, p)| p.out.map(|v| (h, v))).collect();
+    let inputs: Vec<(PopId, VarId)> = module
+        .pops
+        .iter()
+        .filter(|(_, p)| p.model.is_none())
+        .filter_map(|(h, p)| p.out.map(|v| (h, v)))
+        .collect();
     for (name, _) in &cfg.rates {
         if !inputs.iter().any(|&(p, _)| module.pops[p].name == *name) {
             let known = inputs.iter().map(|&(p, _)| module.pops[p].name.as_str());
-            return Err(Error::UnknownInput { name: name.clone(), hint: hint(name, "input populations", known) });
+            return Err(Error::UnknownInput {
+                name: name.clone(),
+                hint: hint(name, "input populations", known),
+            });
         }
     }
     let mut drives = Vec::new();
     for &(p, v) in &inputs {
         let name = &module.pops[p].name;
-        let rate = cfg.rates.iter().rev().find(|(n, _)| n == name).map_or(DEFAULT_RATE_HZ, |&(_, r)| r);
+        let rate = cfg
+            .rates
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map_or(DEFAULT_RATE_HZ, |&(_, r)| r);
         let prob = rate * dt / 1000.0;
         if !(0.0..=1.0).contains(&prob) {
-            return Err(Error::RateTooHigh { name: name.clone(), rate, dt });
+            return Err(Error::RateTooHigh {
+                name: name.clone(),
+                rate,
+                dt,
+            });
         }
         drives.push((p, v, module.pops[p].size, prob));
     }
@@ -138,7 +181,10 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
             Some(&v) => signal_values.push((v, *value)),
             None => {
                 let known = signals.iter().map(|&v| module.vars[v].name.as_str());
-                return Err(Error::UnknownSignal { name: name.clone(), hint: hint(name, "signals", known) });
+                return Err(Error::UnknownSignal {
+                    name: name.clone(),
+                    hint: hint(name, "signals", known),
+                });
             }
         }
     }
@@ -147,7 +193,10 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
     for name in &cfg.record {
         let Some(v) = module.var_by_name(name) else {
             let known = module.vars.iter().map(|(_, v)| v.name.as_str());
-            return Err(Error::UnknownVar { name: name.clone(), hint: hint(name, "variables", known) });
+            return Err(Error::UnknownVar {
+                name: name.clone(),
+                hint: hint(name, "variables", known),
+            });
         };
         if !record.contains(&v) {
             record.push(v);
@@ -167,19 +216,31 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
         }
     }
 
-    let instance = lang::init::instantiate(module, cfg.seed).map_err(|e| Error::Init(e.to_string()))?;
-    let config = RunConfig { steps: cfg.steps, batch: cfg.batch, seed: cfg.seed, record: record.clone() };
+    let instance =
+        lang::init::instantiate(module, cfg.seed).map_err(|e| Error::Init(e.to_string()))?;
+    let config = RunConfig {
+        steps: cfg.steps,
+        batch: cfg.batch,
+        seed: cfg.seed,
+        record: record.clone(),
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     rng.set_stream(1); // independent of the streams `lang` derives from the same seed
     let mut input_spikes: Vec<Vec<[u32; 3]>> = vec![Vec::new(); module.pops.len()];
     let mut drive = |step: usize, state: &mut lang::init::State| {
         for &(p, v, size, prob) in &drives {
-            let Some(values) = state.values.get_mut(v.index()) else { continue };
+            let Some(values) = state.values.get_mut(v.index()) else {
+                continue;
+            };
             for (k, x) in values.iter_mut().enumerate() {
                 let spike = rng.gen::<f64>() < prob;
                 *x = if spike { 1.0 } else { 0.0 };
                 if spike {
-                    input_spikes[p.index()].push([step as u32, (k / size.max(1)) as u32, (k % size.max(1)) as u32]);
+                    input_spikes[p.index()].push([
+                        step as u32,
+                        (k / size.max(1)) as u32,
+                        (k % size.max(1)) as u32,
+                    ]);
                 }
             }
         }
@@ -189,7 +250,8 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
             }
         }
     };
-    let trace = lang::interp::run(module, &instance, &config, &mut drive).map_err(|e| Error::Interp(e.to_string()))?;
+    let trace = lang::interp::run(module, &instance, &config, &mut drive)
+        .map_err(|e| Error::Interp(e.to_string()))?;
 
     let time_s = cfg.steps as f64 * dt / 1000.0;
     let mut populations = Vec::new();
@@ -197,15 +259,22 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
         let spikes: Vec<[u32; 3]> = if p.model.is_none() {
             std::mem::take(&mut input_spikes[h.index()])
         } else {
-            trace.spikes.get(h.index()).map_or_else(Vec::new, |s| s.iter().map(|&(t, e, i)| [t, e, i]).collect())
+            trace
+                .spikes
+                .get(h.index())
+                .map_or_else(Vec::new, |s| s.iter().map(|&(t, e, i)| [t, e, i]).collect())
         };
-        let rate_hz = spiking[h.index()].then(|| spikes.len() as f64 / (p.size as f64 * cfg.batch as f64 * time_s));
-        let mean_output = rate_outputs.iter().find(|&&(q, _)| q == h).and_then(|&(_, v)| {
-            let k = record.iter().position(|&r| r == v)?;
-            let values = trace.records.get(k)?;
-            let n: usize = values.iter().map(Vec::len).sum();
-            (n > 0).then(|| values.iter().flatten().sum::<f64>() / n as f64)
-        });
+        let rate_hz = spiking[h.index()]
+            .then(|| spikes.len() as f64 / (p.size as f64 * cfg.batch as f64 * time_s));
+        let mean_output = rate_outputs
+            .iter()
+            .find(|&&(q, _)| q == h)
+            .and_then(|&(_, v)| {
+                let k = record.iter().position(|&r| r == v)?;
+                let values = trace.records.get(k)?;
+                let n: usize = values.iter().map(Vec::len).sum();
+                (n > 0).then(|| values.iter().flatten().sum::<f64>() / n as f64)
+            });
         populations.push(PopSummary {
             name: p.name.clone(),
             size: p.size,
@@ -246,8 +315,10 @@ pub fn write_table(res: &SimResult, out: &mut dyn Write) -> std::io::Result<()> 
                 p.name.clone(),
                 p.model.clone().unwrap_or_else(|| "(input)".to_string()),
                 p.size.to_string(),
-                p.rate_hz.map_or_else(|| "-".to_string(), |r| format!("{r:.2}")),
-                p.mean_output.map_or_else(|| "-".to_string(), |m| format!("{m:.4}")),
+                p.rate_hz
+                    .map_or_else(|| "-".to_string(), |r| format!("{r:.2}")),
+                p.mean_output
+                    .map_or_else(|| "-".to_string(), |m| format!("{m:.4}")),
             ]
         })
         .collect();
@@ -275,7 +346,11 @@ pub fn write_table(res: &SimResult, out: &mut dyn Write) -> std::io::Result<()> 
     };
     writeln!(out, "{}", line(header).trim_end())?;
     for row in &rows {
-        writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3], &row[4]]).trim_end())?;
+        writeln!(
+            out,
+            "{}",
+            line([&row[0], &row[1], &row[2], &row[3], &row[4]]).trim_end()
+        )?;
     }
     Ok(())
 }
@@ -286,8 +361,14 @@ mod tests {
 
     #[test]
     fn hints_suggest_or_list() {
-        assert_eq!(hint("rewad", "signals", ["reward"]), "; did you mean `reward`?");
-        assert_eq!(hint("q", "signals", ["reward", "target"]), "; signals: reward, target");
+        assert_eq!(
+            hint("rewad", "signals", ["reward"]),
+            "; did you mean `reward`?"
+        );
+        assert_eq!(
+            hint("q", "signals", ["reward", "target"]),
+            "; signals: reward, target"
+        );
         assert_eq!(hint("q", "signals", []), "; this network has no signals");
         let many: Vec<String> = (0..20).map(|i| format!("pop{i}.v")).collect();
         let h = hint("zzz", "variables", many.iter().map(String::as_str));

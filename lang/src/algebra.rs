@@ -54,7 +54,9 @@ impl Module {
             (BinOp::Sub, Some(z), _) if z == 0.0 => return self.mk_neg(b),
             (BinOp::Mul, Some(o), _) if o == 1.0 => return b,
             (BinOp::Mul | BinOp::Div | BinOp::Pow, _, Some(o)) if o == 1.0 => return a,
-            (BinOp::Mul, Some(z), _) | (BinOp::Mul, _, Some(z)) if z == 0.0 => return self.constant(0.0),
+            (BinOp::Mul, Some(z), _) | (BinOp::Mul, _, Some(z)) if z == 0.0 => {
+                return self.constant(0.0)
+            }
             (BinOp::Div, Some(z), _) if z == 0.0 => return self.constant(0.0),
             (BinOp::Mul, Some(m), _) if m == -1.0 => return self.mk_neg(b),
             (BinOp::Mul, _, Some(m)) if m == -1.0 => return self.mk_neg(a),
@@ -72,7 +74,12 @@ impl Module {
         self.deriv_rec(e, x, &mut memo)
     }
 
-    fn deriv_rec(&mut self, e: ExprId, x: ExprId, memo: &mut HashMap<ExprId, Option<ExprId>>) -> Option<ExprId> {
+    fn deriv_rec(
+        &mut self,
+        e: ExprId,
+        x: ExprId,
+        memo: &mut HashMap<ExprId, Option<ExprId>>,
+    ) -> Option<ExprId> {
         if e == x {
             return Some(self.constant(1.0));
         }
@@ -118,19 +125,35 @@ impl Module {
             }
             Expr::Bcast(q, side, a) => {
                 let da = self.deriv_rec(a, x, memo)?;
-                Some(if da == zero { zero } else { self.add(Expr::Bcast(q, side, da)) })
+                Some(if da == zero {
+                    zero
+                } else {
+                    self.add(Expr::Bcast(q, side, da))
+                })
             }
             Expr::SumPre(q, a) => {
                 let da = self.deriv_rec(a, x, memo)?;
-                Some(if da == zero { zero } else { self.add(Expr::SumPre(q, da)) })
+                Some(if da == zero {
+                    zero
+                } else {
+                    self.add(Expr::SumPre(q, da))
+                })
             }
             Expr::SumPost(q, a) => {
                 let da = self.deriv_rec(a, x, memo)?;
-                Some(if da == zero { zero } else { self.add(Expr::SumPost(q, da)) })
+                Some(if da == zero {
+                    zero
+                } else {
+                    self.add(Expr::SumPost(q, da))
+                })
             }
             Expr::SumPop(p, a) => {
                 let da = self.deriv_rec(a, x, memo)?;
-                Some(if da == zero { zero } else { self.add(Expr::SumPop(p, da)) })
+                Some(if da == zero {
+                    zero
+                } else {
+                    self.add(Expr::SumPop(p, da))
+                })
             }
             Expr::Hole(..) => {
                 if self.depends_on(e, x) {
@@ -182,7 +205,15 @@ impl Module {
         }
     }
 
-    fn binary_derivative(&mut self, op: BinOp, a: ExprId, b: ExprId, e: ExprId, da: ExprId, db: ExprId) -> ExprId {
+    fn binary_derivative(
+        &mut self,
+        op: BinOp,
+        a: ExprId,
+        b: ExprId,
+        e: ExprId,
+        da: ExprId,
+        db: ExprId,
+    ) -> ExprId {
         let zero = self.constant(0.0);
         match op {
             BinOp::Add => self.mk_add(da, db),
@@ -225,7 +256,11 @@ impl Module {
                     return zero;
                 }
                 // The derivative follows the operand that is selected (ties: `a`).
-                let pick_a = if op == BinOp::Min { self.mk_bin(BinOp::Le, a, b) } else { self.mk_bin(BinOp::Le, b, a) };
+                let pick_a = if op == BinOp::Min {
+                    self.mk_bin(BinOp::Le, a, b)
+                } else {
+                    self.mk_bin(BinOp::Le, b, a)
+                };
                 let one = self.constant(1.0);
                 let pick_b = self.mk_sub(one, pick_a);
                 let l = self.mk_mul(pick_a, da);
@@ -271,7 +306,13 @@ impl Module {
         self.subst_rec(e, x, by, &mut memo)
     }
 
-    fn subst_rec(&mut self, e: ExprId, x: ExprId, by: ExprId, memo: &mut HashMap<ExprId, ExprId>) -> ExprId {
+    fn subst_rec(
+        &mut self,
+        e: ExprId,
+        x: ExprId,
+        by: ExprId,
+        memo: &mut HashMap<ExprId, ExprId>,
+    ) -> ExprId {
         if e == x {
             return by;
         }
@@ -280,7 +321,10 @@ impl Module {
         }
         let node = self.expr(e).clone();
         let ops = node.operands();
-        let new: Vec<ExprId> = ops.iter().map(|&o| self.subst_rec(o, x, by, memo)).collect();
+        let new: Vec<ExprId> = ops
+            .iter()
+            .map(|&o| self.subst_rec(o, x, by, memo))
+            .collect();
         let r = if new == ops {
             e
         } else {
@@ -288,9 +332,21 @@ impl Module {
                 Expr::Unary(op, _) => self.mk_un(op, new[0]),
                 Expr::Binary(op, _, _) => self.mk_bin(op, new[0], new[1]),
                 Expr::Clip(..) => self.add(Expr::Clip(new[0], new[1], new[2])),
-                Expr::Spike { inclusive, surrogate, .. } => {
-                    let surrogate = crate::ir::Surrogate { a: new[1], b: new[2], ..surrogate };
-                    self.add(Expr::Spike { arg: new[0], inclusive, surrogate })
+                Expr::Spike {
+                    inclusive,
+                    surrogate,
+                    ..
+                } => {
+                    let surrogate = crate::ir::Surrogate {
+                        a: new[1],
+                        b: new[2],
+                        ..surrogate
+                    };
+                    self.add(Expr::Spike {
+                        arg: new[0],
+                        inclusive,
+                        surrogate,
+                    })
                 }
                 Expr::Bcast(q, s, _) => self.add(Expr::Bcast(q, s, new[0])),
                 Expr::SumPre(q, _) => self.add(Expr::SumPre(q, new[0])),

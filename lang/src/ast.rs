@@ -466,7 +466,11 @@ impl fmt::Display for Expr {
                 };
                 // Left-associative operators: the right operand needs a strictly
                 // higher precedence; `^` is right-associative.
-                let (lp, rp) = if *op == BinOp::Pow { (p + 1, p) } else { (p, p + 1) };
+                let (lp, rp) = if *op == BinOp::Pow {
+                    (p + 1, p)
+                } else {
+                    (p, p + 1)
+                };
                 paren(f, a, lp)?;
                 write!(f, " {s} ")?;
                 paren(f, b, rp)
@@ -512,13 +516,20 @@ impl fmt::Display for Init {
 }
 
 fn space_str(s: &Option<Ident>) -> String {
-    s.as_ref().map_or(String::new(), |s| format!("[{}]", s.name))
+    s.as_ref()
+        .map_or(String::new(), |s| format!("[{}]", s.name))
 }
 
 impl fmt::Display for ParamDecl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kw = if self.learn { "learn" } else { "param" };
-        write!(f, "{kw} {}{} {}", self.name.name, space_str(&self.space), self.init)?;
+        write!(
+            f,
+            "{kw} {}{} {}",
+            self.name.name,
+            space_str(&self.space),
+            self.init
+        )?;
         if let Some((lo, hi)) = &self.bounds {
             write!(f, " in [{lo}, {hi}]")?;
         }
@@ -537,7 +548,9 @@ fn write_stmt(f: &mut fmt::Formatter<'_>, s: &Stmt, indent: usize) -> fmt::Resul
     let pad = "  ".repeat(indent);
     match s {
         Stmt::Let { name, value, .. } => writeln!(f, "{pad}let {} = {value};", name.name),
-        Stmt::Assign { target, op, value, .. } => {
+        Stmt::Assign {
+            target, op, value, ..
+        } => {
             let op = match op {
                 AssignOp::Set => "=",
                 AssignOp::Add => "+=",
@@ -546,7 +559,9 @@ fn write_stmt(f: &mut fmt::Formatter<'_>, s: &Stmt, indent: usize) -> fmt::Resul
             };
             writeln!(f, "{pad}{} {op} {value};", target.name)
         }
-        Stmt::Ode { var, rhs, method, .. } => {
+        Stmt::Ode {
+            var, rhs, method, ..
+        } => {
             write!(f, "{pad}d{}/dt = {rhs}", var.name)?;
             if let Some(m) = method {
                 write!(f, " using {}", m.name)?;
@@ -577,7 +592,11 @@ fn write_args(f: &mut fmt::Formatter<'_>, args: &[NetArg]) -> fmt::Result {
 
 impl fmt::Display for Model {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kw = if self.kind == ModelKind::Neuron { "neuron" } else { "synapse" };
+        let kw = if self.kind == ModelKind::Neuron {
+            "neuron"
+        } else {
+            "synapse"
+        };
         writeln!(f, "{kw} {} {{", self.name.name)?;
         for m in &self.members {
             match m {
@@ -593,13 +612,24 @@ impl fmt::Display for Model {
                     writeln!(f, ";")?;
                 }
                 Member::Input(names) | Member::Modulator(names) => {
-                    let kw = if matches!(m, Member::Input(_)) { "input" } else { "modulator" };
+                    let kw = if matches!(m, Member::Input(_)) {
+                        "input"
+                    } else {
+                        "modulator"
+                    };
                     let names: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
                     writeln!(f, "  {kw} {};", names.join(", "))?;
                 }
                 Member::Output(n) => writeln!(f, "  output {};", n.name)?,
                 Member::Spike(s) => {
-                    write!(f, "  spike {} when {} {} {}", s.name.name, s.lhs, cmp_str(s.op), s.rhs)?;
+                    write!(
+                        f,
+                        "  spike {} when {} {} {}",
+                        s.name.name,
+                        s.lhs,
+                        cmp_str(s.op),
+                        s.rhs
+                    )?;
                     if let Some(c) = &s.surrogate {
                         write!(f, " surrogate {c}")?;
                     }
@@ -625,18 +655,30 @@ impl fmt::Display for Network {
         for m in &self.members {
             match m {
                 NetMember::Dt(e) => writeln!(f, "  dt = {e};")?,
-                NetMember::Input { name, size, .. } => writeln!(f, "  input {}[{size}];", name.name)?,
+                NetMember::Input { name, size, .. } => {
+                    writeln!(f, "  input {}[{size}];", name.name)?
+                }
                 NetMember::Signal { name, pop, .. } => match pop {
                     Some(p) => writeln!(f, "  signal {}[{}];", name.name, p.name)?,
                     None => writeln!(f, "  signal {};", name.name)?,
                 },
-                NetMember::Population { name, model, size, args, .. } => {
+                NetMember::Population {
+                    name,
+                    model,
+                    size,
+                    args,
+                    ..
+                } => {
                     write!(f, "  population {}: {}[{size}]", name.name, model.name)?;
                     write_args(f, args)?;
                     writeln!(f, ";")?;
                 }
                 NetMember::Projection(p) => {
-                    write!(f, "  projection {}: {} -> {}", p.name.name, p.pre.name, p.post.name)?;
+                    write!(
+                        f,
+                        "  projection {}: {} -> {}",
+                        p.name.name, p.pre.name, p.post.name
+                    )?;
                     if let Some(t) = &p.target {
                         write!(f, ".{}", t.name)?;
                     }
@@ -648,10 +690,19 @@ impl fmt::Display for Network {
                     writeln!(f, ";")?;
                 }
                 NetMember::Param(p) => writeln!(f, "  {p}")?,
-                NetMember::Modulator { name, value, .. } => writeln!(f, "  modulator {} = {value};", name.name)?,
+                NetMember::Modulator { name, value, .. } => {
+                    writeln!(f, "  modulator {} = {value};", name.name)?
+                }
                 NetMember::Readout(paths, _) => {
-                    let ps: Vec<String> =
-                        paths.iter().map(|p| p.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(".")).collect();
+                    let ps: Vec<String> = paths
+                        .iter()
+                        .map(|p| {
+                            p.iter()
+                                .map(|i| i.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(".")
+                        })
+                        .collect();
                     writeln!(f, "  readout {};", ps.join(", "))?;
                 }
             }

@@ -24,7 +24,10 @@ pub struct Program {
 impl Program {
     /// Names of the networks, in file order.
     pub fn network_names(&self) -> Vec<String> {
-        self.networks.iter().map(|(_, n)| n.name.name.clone()).collect()
+        self.networks
+            .iter()
+            .map(|(_, n)| n.name.name.clone())
+            .collect()
     }
     /// A model by name.
     pub fn model(&self, name: &str) -> Option<&Model> {
@@ -32,7 +35,11 @@ impl Program {
     }
     /// Number of neuron models and synapse rules.
     pub fn model_counts(&self) -> (usize, usize) {
-        let n = self.models.values().filter(|m| m.kind == ModelKind::Neuron).count();
+        let n = self
+            .models
+            .values()
+            .filter(|m| m.kind == ModelKind::Neuron)
+            .count();
         (n, self.models.len() - n)
     }
 }
@@ -42,7 +49,12 @@ impl Program {
 pub fn check(sources: &Sources, files: &[(FileId, File)]) -> Result<Program, Vec<Diagnostic>> {
     let _ = sources;
     let mut diags = Vec::new();
-    let mut prog = Program { models: HashMap::new(), networks: Vec::new(), model_order: Vec::new(), warnings: Vec::new() };
+    let mut prog = Program {
+        models: HashMap::new(),
+        networks: Vec::new(),
+        model_order: Vec::new(),
+        warnings: Vec::new(),
+    };
     let mut net_names: HashMap<String, crate::source::Span> = HashMap::new();
     for (file, ast) in files {
         for item in &ast.items {
@@ -51,8 +63,11 @@ pub fn check(sources: &Sources, files: &[(FileId, File)]) -> Result<Program, Vec
                 Item::Model(m) => {
                     if let Some(prev) = prog.models.get(&m.name.name) {
                         diags.push(
-                            Diagnostic::error(m.name.span, format!("`{}` is defined twice", m.name.name))
-                                .with_secondary(prev.name.span, "first defined here"),
+                            Diagnostic::error(
+                                m.name.span,
+                                format!("`{}` is defined twice", m.name.name),
+                            )
+                            .with_secondary(prev.name.span, "first defined here"),
                         );
                     } else {
                         prog.model_order.push(m.name.name.clone());
@@ -62,8 +77,11 @@ pub fn check(sources: &Sources, files: &[(FileId, File)]) -> Result<Program, Vec
                 Item::Network(n) => {
                     if let Some(prev) = net_names.get(&n.name.name) {
                         diags.push(
-                            Diagnostic::error(n.name.span, format!("network `{}` is defined twice", n.name.name))
-                                .with_secondary(*prev, "first defined here"),
+                            Diagnostic::error(
+                                n.name.span,
+                                format!("network `{}` is defined twice", n.name.name),
+                            )
+                            .with_secondary(*prev, "first defined here"),
                         );
                     } else {
                         net_names.insert(n.name.name.clone(), n.name.span);
@@ -97,11 +115,20 @@ pub fn check(sources: &Sources, files: &[(FileId, File)]) -> Result<Program, Vec
 /// The network to run: by name, or the last network of the root file.
 pub fn pick_network<'p>(prog: &'p Program, name: Option<&str>) -> Result<&'p Network, String> {
     match name {
-        Some(n) => prog.networks.iter().map(|(_, x)| x).find(|x| x.name.name == n).ok_or_else(|| {
-            let names = prog.network_names();
-            let hint = did_you_mean(n, names.iter().map(String::as_str)).map_or(String::new(), |h| format!(" ({h})"));
-            format!("no network named `{n}`{hint}; networks: {}", names.join(", "))
-        }),
+        Some(n) => prog
+            .networks
+            .iter()
+            .map(|(_, x)| x)
+            .find(|x| x.name.name == n)
+            .ok_or_else(|| {
+                let names = prog.network_names();
+                let hint = did_you_mean(n, names.iter().map(String::as_str))
+                    .map_or(String::new(), |h| format!(" ({h})"));
+                format!(
+                    "no network named `{n}`{hint}; networks: {}",
+                    names.join(", ")
+                )
+            }),
         None => {
             let root = prog.networks.first().map(|(f, _)| *f);
             prog.networks
@@ -109,7 +136,10 @@ pub fn pick_network<'p>(prog: &'p Program, name: Option<&str>) -> Result<&'p Net
                 .filter(|(f, _)| Some(*f) == root)
                 .map(|(_, n)| n)
                 .next_back()
-                .ok_or_else(|| "no network in this file: a file to simulate needs a `network { ... }` block".to_string())
+                .ok_or_else(|| {
+                    "no network in this file: a file to simulate needs a `network { ... }` block"
+                        .to_string()
+                })
         }
     }
 }

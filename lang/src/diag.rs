@@ -43,17 +43,29 @@ impl Diagnostic {
         Diagnostic {
             severity: Severity::Error,
             message: message.into(),
-            labels: vec![Label { span, message: String::new(), primary: true }],
+            labels: vec![Label {
+                span,
+                message: String::new(),
+                primary: true,
+            }],
             notes: Vec::new(),
         }
     }
     /// An error about no place in particular (a missing network, say).
     pub fn plain(message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Error, message: message.into(), labels: Vec::new(), notes: Vec::new() }
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            labels: Vec::new(),
+            notes: Vec::new(),
+        }
     }
     /// A warning at `span`.
     pub fn warning(span: Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(span, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(span, message)
+        }
     }
     /// Sets the text under the primary caret.
     pub fn with_label(mut self, message: impl Into<String>) -> Diagnostic {
@@ -64,7 +76,11 @@ impl Diagnostic {
     }
     /// Adds a secondary label.
     pub fn with_secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.labels.push(Label { span, message: message.into(), primary: false });
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+            primary: false,
+        });
         self
     }
     /// Adds a note.
@@ -74,7 +90,10 @@ impl Diagnostic {
     }
     /// The primary span.
     pub fn span(&self) -> Span {
-        self.labels.iter().find(|l| l.primary).map_or_else(Span::default, |l| l.span)
+        self.labels
+            .iter()
+            .find(|l| l.primary)
+            .map_or_else(Span::default, |l| l.span)
     }
     /// True for errors.
     pub fn is_error(&self) -> bool {
@@ -94,7 +113,11 @@ pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) ->
     for k in known {
         // Case slips always count; otherwise about one edit per three characters, so
         // one-letter names never "suggest" another one-letter name.
-        let d = if name.to_lowercase() == k.to_lowercase() { 0 } else { edit_distance(name, k) };
+        let d = if name.to_lowercase() == k.to_lowercase() {
+            0
+        } else {
+            edit_distance(name, k)
+        };
         let limit = name.chars().count().max(k.chars().count()) / 3;
         if k != name && d <= limit && best.is_none_or(|(bd, bk)| d < bd || (d == bd && k < bk)) {
             best = Some((d, k));
@@ -110,7 +133,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }

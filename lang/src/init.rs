@@ -159,7 +159,11 @@ pub(crate) fn reachable(m: &Module, roots: &[ExprId]) -> Vec<ExprId> {
             stack.extend(m.expr(e).operands());
         }
     }
-    seen.iter().enumerate().filter(|(_, &s)| s).map(|(i, _)| ExprId::new(i)).collect()
+    seen.iter()
+        .enumerate()
+        .filter(|(_, &s)| s)
+        .map(|(i, _)| ExprId::new(i))
+        .collect()
 }
 
 fn rng_for(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -176,7 +180,10 @@ struct InitEval {
 
 impl InitEval {
     fn new(m: &Module) -> InitEval {
-        InitEval { vals: vec![Vec::new(); m.exprs().len()], done: vec![false; m.exprs().len()] }
+        InitEval {
+            vals: vec![Vec::new(); m.exprs().len()],
+            done: vec![false; m.exprs().len()],
+        }
     }
 
     /// The value of `root` (in its own space), for the initializer of `owner`.
@@ -207,12 +214,17 @@ impl InitEval {
                     let p = &params[v.index()];
                     if p.len() != size {
                         // Not computed yet: only possible on a dependency cycle.
-                        return Err(InitError::Cycle { var: var.name.clone() });
+                        return Err(InitError::Cycle {
+                            var: var.name.clone(),
+                        });
                     }
                     out.copy_from_slice(p);
                 }
                 Expr::Hole(name, _) => {
-                    return Err(InitError::Hole { var: m.vars[owner].name.clone(), hole: name.clone() })
+                    return Err(InitError::Hole {
+                        var: m.vars[owner].name.clone(),
+                        hole: name.clone(),
+                    })
                 }
                 e => eval_op(m, masks, e, &self.vals[..id.index()], &mut out),
             }
@@ -242,7 +254,11 @@ impl InitEval {
             });
         }
         let v = self.eval(m, params, masks, owner, root)?;
-        Ok(if found == want { v.to_vec() } else { vec![v[0]; n] })
+        Ok(if found == want {
+            v.to_vec()
+        } else {
+            vec![v[0]; n]
+        })
     }
 
     /// The values of variable `owner` from its initializer; random draws from `rng`.
@@ -289,7 +305,9 @@ impl InitEval {
                         if !a.is_finite() || !b.is_finite() || a > b || !(b - a).is_finite() {
                             return Err(InitError::Distribution {
                                 var: name(),
-                                msg: format!("uniform({a}, {b}) at element {k}: needs finite lo <= hi"),
+                                msg: format!(
+                                    "uniform({a}, {b}) at element {k}: needs finite lo <= hi"
+                                ),
                             });
                         }
                         if a == b {
@@ -323,7 +341,10 @@ fn masks(m: &Module, seed: u64) -> Result<Vec<Vec<bool>>, InitError> {
                 }
                 Connectivity::Random { p } => {
                     if !(0.0..=1.0).contains(&p) {
-                        return Err(InitError::Probability { proj: proj.name.clone(), p });
+                        return Err(InitError::Probability {
+                            proj: proj.name.clone(),
+                            p,
+                        });
                     }
                     let mut rng = rng_for(seed, 1 << 32 | q.index() as u64);
                     for b in mask.iter_mut() {
@@ -345,10 +366,18 @@ fn param_deps(m: &Module, v: VarId, init: &Init) -> Result<Vec<VarId>, InitError
             Expr::Read(r) => match m.vars[*r].kind {
                 VarKind::Param { .. } => deps.push(*r),
                 _ => {
-                    return Err(InitError::ReadsNonParam { var: m.vars[v].name.clone(), read: m.vars[*r].name.clone() })
+                    return Err(InitError::ReadsNonParam {
+                        var: m.vars[v].name.clone(),
+                        read: m.vars[*r].name.clone(),
+                    })
                 }
             },
-            Expr::Hole(name, _) => return Err(InitError::Hole { var: m.vars[v].name.clone(), hole: name.clone() }),
+            Expr::Hole(name, _) => {
+                return Err(InitError::Hole {
+                    var: m.vars[v].name.clone(),
+                    hole: name.clone(),
+                })
+            }
             _ => {}
         }
     }
@@ -382,7 +411,11 @@ fn param_order(m: &Module) -> Result<Vec<(VarId, Init)>, InitError> {
                         colour[d.index()] = 1;
                         stack.push((d, 0));
                     }
-                    1 => return Err(InitError::Cycle { var: m.vars[d].name.clone() }),
+                    1 => {
+                        return Err(InitError::Cycle {
+                            var: m.vars[d].name.clone(),
+                        })
+                    }
                     _ => {}
                 }
             } else {
@@ -414,7 +447,11 @@ pub fn instantiate(m: &Module, seed: u64) -> Result<Instance, InitError> {
 /// Checks that `inst` has the shape `m` asks for.
 pub(crate) fn check_instance(m: &Module, inst: &Instance) -> Result<(), String> {
     if inst.params.len() != m.vars.len() {
-        return Err(format!("{} parameter slots for {} variables", inst.params.len(), m.vars.len()));
+        return Err(format!(
+            "{} parameter slots for {} variables",
+            inst.params.len(),
+            m.vars.len()
+        ));
     }
     for (v, var) in m.vars.iter() {
         let want = match var.kind {
@@ -423,17 +460,27 @@ pub(crate) fn check_instance(m: &Module, inst: &Instance) -> Result<(), String> 
         };
         let got = inst.params[v.index()].len();
         if got != want {
-            return Err(format!("`{}` has {got} parameter values, expected {want}", var.name));
+            return Err(format!(
+                "`{}` has {got} parameter values, expected {want}",
+                var.name
+            ));
         }
     }
     if inst.masks.len() != m.projs.len() {
-        return Err(format!("{} masks for {} projections", inst.masks.len(), m.projs.len()));
+        return Err(format!(
+            "{} masks for {} projections",
+            inst.masks.len(),
+            m.projs.len()
+        ));
     }
     for (q, proj) in m.projs.iter() {
         let want = m.space_size(Space::Syn(q));
         let got = inst.masks[q.index()].len();
         if got != want {
-            return Err(format!("mask of `{}` has {got} entries, expected {want}", proj.name));
+            return Err(format!(
+                "mask of `{}` has {got} entries, expected {want}",
+                proj.name
+            ));
         }
     }
     Ok(())
@@ -442,7 +489,12 @@ pub(crate) fn check_instance(m: &Module, inst: &Instance) -> Result<(), String> 
 /// The state a batch of `batch` episodes starts in: State vars from their
 /// initializers (random ones drawn per episode, see the module doc), Input vars 0,
 /// nothing for params.
-pub fn initial_state(m: &Module, inst: &Instance, batch: usize, seed: u64) -> Result<State, InitError> {
+pub fn initial_state(
+    m: &Module,
+    inst: &Instance,
+    batch: usize,
+    seed: u64,
+) -> Result<State, InitError> {
     check_instance(m, inst).map_err(InitError::Mismatch)?;
     let mut values: Vec<Vec<f64>> = vec![Vec::new(); m.vars.len()];
     let mut ev = InitEval::new(m);
@@ -462,7 +514,14 @@ pub fn initial_state(m: &Module, inst: &Instance, batch: usize, seed: u64) -> Re
                 } else {
                     for b in 0..batch {
                         let mut rng = rng_for(seed, 1 << 63 | (b as u64) << 32 | v.index() as u64);
-                        vals.extend(ev.init_values(m, &inst.params, &inst.masks, v, init, &mut rng)?);
+                        vals.extend(ev.init_values(
+                            m,
+                            &inst.params,
+                            &inst.masks,
+                            v,
+                            init,
+                            &mut rng,
+                        )?);
                     }
                 }
                 values[v.index()] = vals;
@@ -479,7 +538,16 @@ mod tests {
     use crate::ir::{BinOp, PopId};
 
     fn learn(m: &mut Module, name: &str, space: Space, init: Init) -> VarId {
-        var(m, name, space, VarKind::Param { learn: true, init, bounds: None })
+        var(
+            m,
+            name,
+            space,
+            VarKind::Param {
+                learn: true,
+                init,
+                bounds: None,
+            },
+        )
     }
 
     /// Random params in every space, a random mask and a random state.
@@ -488,10 +556,35 @@ mod tests {
         let a = pop(&mut m, "a", 100, Some("M"));
         let q = proj(&mut m, "q", a, a, Connectivity::Random { p });
         let (zero, one) = (m.constant(0.0), m.constant(1.0));
-        let w = learn(&mut m, "q.w", Space::Syn(q), Init::Normal { mean: zero, sd: one });
-        let b = learn(&mut m, "a.b", Space::Pop(a), Init::Uniform { lo: zero, hi: one });
-        let g = learn(&mut m, "g", Space::Global, Init::Normal { mean: one, sd: one });
-        let s = var(&mut m, "a.s", Space::Pop(a), VarKind::State { init: Init::Uniform { lo: zero, hi: one } });
+        let w = learn(
+            &mut m,
+            "q.w",
+            Space::Syn(q),
+            Init::Normal {
+                mean: zero,
+                sd: one,
+            },
+        );
+        let b = learn(
+            &mut m,
+            "a.b",
+            Space::Pop(a),
+            Init::Uniform { lo: zero, hi: one },
+        );
+        let g = learn(
+            &mut m,
+            "g",
+            Space::Global,
+            Init::Normal { mean: one, sd: one },
+        );
+        let s = var(
+            &mut m,
+            "a.s",
+            Space::Pop(a),
+            VarKind::State {
+                init: Init::Uniform { lo: zero, hi: one },
+            },
+        );
         let rs = read(&mut m, s);
         m.updates.push((s, rs));
         (m, a, vec![w, b, g, s])
@@ -516,7 +609,10 @@ mod tests {
         let w = &i1.params[vars[0].index()];
         let mean = w.iter().sum::<f64>() / w.len() as f64;
         let var = w.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / w.len() as f64;
-        assert!(mean.abs() < 0.05 && (var - 1.0).abs() < 0.05, "mean {mean} var {var}");
+        assert!(
+            mean.abs() < 0.05 && (var - 1.0).abs() < 0.05,
+            "mean {mean} var {var}"
+        );
         let b = &i1.params[vars[1].index()];
         assert!(b.iter().all(|x| (0.0..1.0).contains(x)));
         assert!(b.windows(2).all(|p| p[0] != p[1]));
@@ -532,7 +628,10 @@ mod tests {
         let (m, _, _) = random_module(0.0);
         assert!(instantiate(&m, 5).unwrap().masks[0].iter().all(|&b| !b));
         let (m, _, _) = random_module(1.5);
-        assert!(matches!(instantiate(&m, 5), Err(InitError::Probability { .. })));
+        assert!(matches!(
+            instantiate(&m, 5),
+            Err(InitError::Probability { .. })
+        ));
     }
 
     #[test]
@@ -541,7 +640,15 @@ mod tests {
         let before = instantiate(&m, 9).unwrap();
         let mut m2 = m.clone();
         let (zero, one) = (m2.constant(0.0), m2.constant(1.0));
-        learn(&mut m2, "a.extra", Space::Pop(a), Init::Normal { mean: zero, sd: one });
+        learn(
+            &mut m2,
+            "a.extra",
+            Space::Pop(a),
+            Init::Normal {
+                mean: zero,
+                sd: one,
+            },
+        );
         let after = instantiate(&m2, 9).unwrap();
         for &v in &vars {
             assert_eq!(before.params[v.index()], after.params[v.index()]);
@@ -577,11 +684,22 @@ mod tests {
         let (r2, r3) = (read(&mut m, p2), read(&mut m, p3));
         let t = bin(&mut m, BinOp::Mul, two, r2);
         let e = bin(&mut m, BinOp::Add, t, r3);
-        m.vars[p1].kind = VarKind::Param { learn: true, init: Init::Expr(e), bounds: None };
+        m.vars[p1].kind = VarKind::Param {
+            learn: true,
+            init: Init::Expr(e),
+            bounds: None,
+        };
         // A Global init broadcasts into a Pop param; a state init may read params.
         let half = param(&mut m, "a.half", Space::Pop(a), 0.5);
         let rp1 = read(&mut m, p1);
-        let s = var(&mut m, "a.s", Space::Pop(a), VarKind::State { init: Init::Expr(rp1) });
+        let s = var(
+            &mut m,
+            "a.s",
+            Space::Pop(a),
+            VarKind::State {
+                init: Init::Expr(rp1),
+            },
+        );
         let rs = read(&mut m, s);
         m.updates.push((s, rs));
         let inst = instantiate(&m, 4).unwrap();
@@ -610,9 +728,21 @@ mod tests {
         let mut m = Module::new("cyc", 1.0);
         let r1 = read_future(&mut m, VarId::new(1), Space::Global);
         let r0 = read_future(&mut m, VarId::new(0), Space::Global);
-        m.vars[VarId::new(0)].kind = VarKind::Param { learn: false, init: Init::Expr(r1), bounds: None };
-        m.vars[VarId::new(1)].kind = VarKind::Param { learn: false, init: Init::Expr(r0), bounds: None };
-        assert!(matches!(instantiate(&m, 0), Err(InitError::Cycle { .. })), "{:?}", instantiate(&m, 0));
+        m.vars[VarId::new(0)].kind = VarKind::Param {
+            learn: false,
+            init: Init::Expr(r1),
+            bounds: None,
+        };
+        m.vars[VarId::new(1)].kind = VarKind::Param {
+            learn: false,
+            init: Init::Expr(r0),
+            bounds: None,
+        };
+        assert!(
+            matches!(instantiate(&m, 0), Err(InitError::Cycle { .. })),
+            "{:?}",
+            instantiate(&m, 0)
+        );
 
         // Param init reading a state.
         let mut m = Module::new("st", 1.0);
@@ -620,47 +750,114 @@ mod tests {
         let rs = read(&mut m, s);
         m.updates.push((s, rs));
         learn(&mut m, "p", Space::Global, Init::Expr(rs));
-        assert_eq!(instantiate(&m, 0), Err(InitError::ReadsNonParam { var: "p".into(), read: "s".into() }));
+        assert_eq!(
+            instantiate(&m, 0),
+            Err(InitError::ReadsNonParam {
+                var: "p".into(),
+                read: "s".into()
+            })
+        );
 
         // State init reading an input.
         let mut m = Module::new("in", 1.0);
         let i = var(&mut m, "i", Space::Global, VarKind::Input);
         let ri = read(&mut m, i);
-        let s = var(&mut m, "s", Space::Global, VarKind::State { init: Init::Expr(ri) });
+        let s = var(
+            &mut m,
+            "s",
+            Space::Global,
+            VarKind::State {
+                init: Init::Expr(ri),
+            },
+        );
         m.updates.push((s, ri));
         let inst = instantiate(&m, 0).unwrap();
-        assert!(matches!(initial_state(&m, &inst, 1, 0), Err(InitError::ReadsNonParam { .. })));
+        assert!(matches!(
+            initial_state(&m, &inst, 1, 0),
+            Err(InitError::ReadsNonParam { .. })
+        ));
 
         // Holes.
         let mut m = Module::new("hole", 1.0);
         let h = m.add(Expr::Hole("g".into(), vec![]));
         learn(&mut m, "p", Space::Global, Init::Expr(h));
-        assert_eq!(instantiate(&m, 0), Err(InitError::Hole { var: "p".into(), hole: "g".into() }));
+        assert_eq!(
+            instantiate(&m, 0),
+            Err(InitError::Hole {
+                var: "p".into(),
+                hole: "g".into()
+            })
+        );
         let mut m = Module::new("hole", 1.0);
         let h = m.add(Expr::Hole("g".into(), vec![]));
-        let s = var(&mut m, "s", Space::Global, VarKind::State { init: Init::Expr(h) });
+        let s = var(
+            &mut m,
+            "s",
+            Space::Global,
+            VarKind::State {
+                init: Init::Expr(h),
+            },
+        );
         let rs = read(&mut m, s);
         m.updates.push((s, rs));
         let inst = instantiate(&m, 0).unwrap();
-        assert_eq!(initial_state(&m, &inst, 1, 0), Err(InitError::Hole { var: "s".into(), hole: "g".into() }));
+        assert_eq!(
+            initial_state(&m, &inst, 1, 0),
+            Err(InitError::Hole {
+                var: "s".into(),
+                hole: "g".into()
+            })
+        );
 
         // Bad distributions.
         let mut m = Module::new("dist", 1.0);
         let (zero, neg) = (m.constant(0.0), m.constant(-1.0));
-        learn(&mut m, "p", Space::Global, Init::Normal { mean: zero, sd: neg });
-        assert!(matches!(instantiate(&m, 0), Err(InitError::Distribution { .. })));
+        learn(
+            &mut m,
+            "p",
+            Space::Global,
+            Init::Normal {
+                mean: zero,
+                sd: neg,
+            },
+        );
+        assert!(matches!(
+            instantiate(&m, 0),
+            Err(InitError::Distribution { .. })
+        ));
         let mut m = Module::new("dist", 1.0);
         let (zero, neg) = (m.constant(0.0), m.constant(-1.0));
-        learn(&mut m, "p", Space::Global, Init::Uniform { lo: zero, hi: neg });
-        assert!(matches!(instantiate(&m, 0), Err(InitError::Distribution { .. })));
+        learn(
+            &mut m,
+            "p",
+            Space::Global,
+            Init::Uniform { lo: zero, hi: neg },
+        );
+        assert!(matches!(
+            instantiate(&m, 0),
+            Err(InitError::Distribution { .. })
+        ));
         let mut m = Module::new("dist", 1.0);
         let (zero, inf) = (m.constant(0.0), m.constant(f64::INFINITY));
-        learn(&mut m, "p", Space::Global, Init::Uniform { lo: zero, hi: inf });
-        assert!(matches!(instantiate(&m, 0), Err(InitError::Distribution { .. })));
+        learn(
+            &mut m,
+            "p",
+            Space::Global,
+            Init::Uniform { lo: zero, hi: inf },
+        );
+        assert!(matches!(
+            instantiate(&m, 0),
+            Err(InitError::Distribution { .. })
+        ));
         // lo == hi is fine.
         let mut m = Module::new("dist", 1.0);
         let two = m.constant(2.0);
-        let p = learn(&mut m, "p", Space::Global, Init::Uniform { lo: two, hi: two });
+        let p = learn(
+            &mut m,
+            "p",
+            Space::Global,
+            Init::Uniform { lo: two, hi: two },
+        );
         assert_eq!(instantiate(&m, 0).unwrap().params[p.index()], vec![2.0]);
 
         // An initializer in the wrong space.

@@ -123,7 +123,13 @@ fn binary(op: BinOp, a: f64, b: f64) -> f64 {
 /// Evaluates one node other than [`Expr::Read`] and [`Expr::Hole`] (the caller's
 /// business) into `out`, sized for the node's space. `before[k]` holds the value of
 /// node `k` for every operand `k`.
-pub(crate) fn eval_op(m: &Module, masks: &[Vec<bool>], e: &Expr, before: &[Vec<f64>], out: &mut [f64]) {
+pub(crate) fn eval_op(
+    m: &Module,
+    masks: &[Vec<bool>],
+    e: &Expr,
+    before: &[Vec<f64>],
+    out: &mut [f64],
+) {
     let val = |id: ExprId| -> &[f64] { &before[id.index()] };
     match e {
         Expr::Const(c) => out.fill(c.0),
@@ -164,7 +170,10 @@ pub(crate) fn eval_op(m: &Module, masks: &[Vec<bool>], e: &Expr, before: &[Vec<f
             let (a, mask) = (val(*a), &masks[q.index()]);
             let n_pre = m.pops[m.projs[*q].pre].size;
             for (i, o) in out.iter_mut().enumerate() {
-                *o = (0..n_pre).filter(|&j| mask[i * n_pre + j]).map(|j| a[i * n_pre + j]).sum();
+                *o = (0..n_pre)
+                    .filter(|&j| mask[i * n_pre + j])
+                    .map(|j| a[i * n_pre + j])
+                    .sum();
             }
         }
         Expr::SumPost(q, a) => {
@@ -172,11 +181,16 @@ pub(crate) fn eval_op(m: &Module, masks: &[Vec<bool>], e: &Expr, before: &[Vec<f
             let n_pre = m.pops[m.projs[*q].pre].size;
             let n_post = m.pops[m.projs[*q].post].size;
             for (j, o) in out.iter_mut().enumerate() {
-                *o = (0..n_post).filter(|&i| mask[i * n_pre + j]).map(|i| a[i * n_pre + j]).sum();
+                *o = (0..n_post)
+                    .filter(|&i| mask[i * n_pre + j])
+                    .map(|i| a[i * n_pre + j])
+                    .sum();
             }
         }
         Expr::SumPop(_, a) => out[0] = val(*a).iter().sum(),
-        Expr::Read(_) | Expr::Hole(..) => unreachable!("eval_op: reads and holes are evaluated by the caller"),
+        Expr::Read(_) | Expr::Hole(..) => {
+            unreachable!("eval_op: reads and holes are evaluated by the caller")
+        }
     }
 }
 
@@ -201,7 +215,10 @@ impl<'m> Interp<'m> {
         let live = m.live();
         for (id, e) in m.exprs().iter() {
             if let (true, Expr::Hole(name, _)) = (live[id.index()], e) {
-                return Err(InterpError::Hole { node: id.index(), name: name.clone() });
+                return Err(InterpError::Hole {
+                    node: id.index(),
+                    name: name.clone(),
+                });
             }
         }
         check_instance(m, inst).map_err(InterpError::Instance)?;
@@ -211,7 +228,12 @@ impl<'m> Interp<'m> {
         for &id in &order {
             bufs[id.index()] = vec![0.0; m.space_size(m.space(id))];
         }
-        Ok(Interp { m, inst, order, bufs })
+        Ok(Interp {
+            m,
+            inst,
+            order,
+            bufs,
+        })
     }
 
     /// The module being run.
@@ -227,13 +249,22 @@ impl<'m> Interp<'m> {
     /// `state.batch` episodes (as made by [`initial_state`]).
     pub fn step(&mut self, state: &mut State) {
         let m = self.m;
-        assert_eq!(state.values.len(), m.vars.len(), "state has the wrong number of variables");
+        assert_eq!(
+            state.values.len(),
+            m.vars.len(),
+            "state has the wrong number of variables"
+        );
         for (v, var) in m.vars.iter() {
             let want = match var.kind {
                 VarKind::Param { .. } => 0,
                 _ => state.batch * m.space_size(var.space),
             };
-            assert_eq!(state.values[v.index()].len(), want, "state of `{}` has the wrong length", var.name);
+            assert_eq!(
+                state.values[v.index()].len(),
+                want,
+                "state of `{}` has the wrong length",
+                var.name
+            );
         }
         for b in 0..state.batch {
             for &id in &self.order {
@@ -243,7 +274,9 @@ impl<'m> Interp<'m> {
                     Expr::Read(v) => {
                         let var = &m.vars[*v];
                         match var.kind {
-                            VarKind::Param { .. } => out.copy_from_slice(&self.inst.params[v.index()]),
+                            VarKind::Param { .. } => {
+                                out.copy_from_slice(&self.inst.params[v.index()])
+                            }
                             _ => {
                                 let n = out.len();
                                 out.copy_from_slice(&state.values[v.index()][b * n..(b + 1) * n]);
@@ -324,7 +357,10 @@ pub fn run(
     }
     let mut state = initial_state(m, inst, cfg.batch, cfg.seed)?;
     let spiking = spiking_outputs(m);
-    let mut trace = Trace { spikes: vec![Vec::new(); m.pops.len()], records: vec![Vec::new(); cfg.record.len()] };
+    let mut trace = Trace {
+        spikes: vec![Vec::new(); m.pops.len()],
+        records: vec![Vec::new(); cfg.record.len()],
+    };
     for t in 0..cfg.steps {
         drive(t, &mut state);
         interp.step(&mut state);
@@ -356,30 +392,68 @@ pub(crate) mod tests {
 
     /// Adds a population.
     pub(crate) fn pop(m: &mut Module, name: &str, size: usize, model: Option<&str>) -> PopId {
-        m.pops.push(Pop { name: name.into(), size, model: model.map(String::from), out: None })
+        m.pops.push(Pop {
+            name: name.into(),
+            size,
+            model: model.map(String::from),
+            out: None,
+        })
     }
 
     /// Adds a projection.
-    pub(crate) fn proj(m: &mut Module, name: &str, pre: PopId, post: PopId, conn: Connectivity) -> ProjId {
-        m.projs.push(Proj { name: name.into(), pre, post, rule: "R".into(), conn })
+    pub(crate) fn proj(
+        m: &mut Module,
+        name: &str,
+        pre: PopId,
+        post: PopId,
+        conn: Connectivity,
+    ) -> ProjId {
+        m.projs.push(Proj {
+            name: name.into(),
+            pre,
+            post,
+            rule: "R".into(),
+            conn,
+        })
     }
 
     /// Adds a variable.
     pub(crate) fn var(m: &mut Module, name: &str, space: Space, kind: VarKind) -> VarId {
-        m.vars.push(Var { name: name.into(), space, kind, unit: 0 })
+        m.vars.push(Var {
+            name: name.into(),
+            space,
+            kind,
+            unit: 0,
+        })
     }
 
     /// Adds a fixed parameter initialized to the constant `x`.
     pub(crate) fn param(m: &mut Module, name: &str, space: Space, x: f64) -> VarId {
         let c = m.constant(x);
-        var(m, name, space, VarKind::Param { learn: false, init: Init::Expr(c), bounds: None })
+        var(
+            m,
+            name,
+            space,
+            VarKind::Param {
+                learn: false,
+                init: Init::Expr(c),
+                bounds: None,
+            },
+        )
     }
 
     /// Adds a state variable initialized to the constant `x` (its update is the
     /// caller's business).
     pub(crate) fn state(m: &mut Module, name: &str, space: Space, x: f64) -> VarId {
         let c = m.constant(x);
-        var(m, name, space, VarKind::State { init: Init::Expr(c) })
+        var(
+            m,
+            name,
+            space,
+            VarKind::State {
+                init: Init::Expr(c),
+            },
+        )
     }
 
     pub(crate) fn read(m: &mut Module, v: VarId) -> ExprId {
@@ -405,7 +479,11 @@ pub(crate) mod tests {
             &mut m,
             "p.c",
             Space::Pop(p),
-            VarKind::Param { learn: true, init: Init::Uniform { lo, hi }, bounds: None },
+            VarKind::Param {
+                learn: true,
+                init: Init::Uniform { lo, hi },
+                bounds: None,
+            },
         );
         let v = state(&mut m, "p.v", Space::Pop(p), 2.0);
         let (ra, rv, rc) = (read(&mut m, a), read(&mut m, v), read(&mut m, c));
@@ -415,7 +493,12 @@ pub(crate) mod tests {
         let inst = instantiate(&m, 7).unwrap();
         let cs = inst.params[c.index()].clone();
         assert!(cs[0] != cs[1] && cs.iter().all(|&x| (0.0..1.0).contains(&x)));
-        let cfg = RunConfig { steps: 50, batch: 2, seed: 1, record: vec![v, c] };
+        let cfg = RunConfig {
+            steps: 50,
+            batch: 2,
+            seed: 1,
+            record: vec![v, c],
+        };
         let trace = run(&m, &inst, &cfg, &mut |_, _| {}).unwrap();
         assert_eq!(trace.records[0].len(), 50);
         for (t, vals) in trace.records[0].iter().enumerate() {
@@ -459,13 +542,21 @@ pub(crate) mod tests {
 
     /// Runs one step of `matvec_module` with w = [[1,2,3],[4,5,6]] (plus `patch`),
     /// x = [1,2,3], y = [1,10]; returns (b.I, a.back, g) and the mask.
-    fn matvec_run(conn: Connectivity, patch: &dyn Fn(&mut Vec<f64>)) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>) {
+    fn matvec_run(
+        conn: Connectivity,
+        patch: &dyn Fn(&mut Vec<f64>),
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>) {
         let (m, w, [x, y, i, back, g]) = matvec_module(conn);
         let mut inst = instantiate(&m, 3).unwrap();
         assert_eq!(inst.params[w.index()], vec![0.5; 6]);
         inst.params[w.index()] = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         patch(&mut inst.params[w.index()]);
-        let cfg = RunConfig { steps: 1, batch: 1, seed: 0, record: vec![i, back, g] };
+        let cfg = RunConfig {
+            steps: 1,
+            batch: 1,
+            seed: 0,
+            record: vec![i, back, g],
+        };
         let trace = run(&m, &inst, &cfg, &mut |_, s: &mut State| {
             s.values[x.index()].copy_from_slice(&[1.0, 2.0, 3.0]);
             s.values[y.index()].copy_from_slice(&[1.0, 10.0]);
@@ -526,8 +617,16 @@ pub(crate) mod tests {
         let v1 = bin(&mut m, BinOp::Add, rv, ri);
         let u = bin(&mut m, BinOp::Sub, v1, rth);
         let (sa, sb) = (m.constant(1.0), m.constant(10.0));
-        let surrogate = Surrogate { kind: SurrogateKind::FastSigmoid, a: sa, b: sb };
-        let s = m.add(Expr::Spike { arg: u, inclusive, surrogate });
+        let surrogate = Surrogate {
+            kind: SurrogateKind::FastSigmoid,
+            a: sa,
+            b: sb,
+        };
+        let s = m.add(Expr::Spike {
+            arg: u,
+            inclusive,
+            surrogate,
+        });
         let zt = bin(&mut m, BinOp::Mul, s, rth);
         let vn = bin(&mut m, BinOp::Sub, v1, zt);
         m.updates.extend([(v, vn), (z, s)]);
@@ -535,7 +634,11 @@ pub(crate) mod tests {
     }
 
     fn spike_times(trace: &Trace, p: PopId, neuron: u32, episode: u32) -> Vec<u32> {
-        trace.spikes[p.index()].iter().filter(|s| s.1 == episode && s.2 == neuron).map(|s| s.0).collect()
+        trace.spikes[p.index()]
+            .iter()
+            .filter(|s| s.1 == episode && s.2 == neuron)
+            .map(|s| s.0)
+            .collect()
     }
 
     #[test]
@@ -544,7 +647,12 @@ pub(crate) mod tests {
         assert_eq!(spiking_outputs(&m), vec![Some(m.pops[p].out.unwrap())]);
         let mut inst = instantiate(&m, 0).unwrap();
         inst.params[i.index()][1] = 0.5;
-        let cfg = RunConfig { steps: 12, batch: 2, seed: 0, record: vec![v] };
+        let cfg = RunConfig {
+            steps: 12,
+            batch: 2,
+            seed: 0,
+            record: vec![v],
+        };
         let trace = run(&m, &inst, &cfg, &mut |_, _| {}).unwrap();
         for b in 0..2 {
             assert_eq!(spike_times(&trace, p, 0, b), vec![2, 5, 8, 10]);
@@ -555,12 +663,20 @@ pub(crate) mod tests {
         sorted.sort();
         assert_eq!(sorted, trace.spikes[p.index()]);
         let v0: Vec<f64> = trace.records[0].iter().map(|s| s[0]).collect();
-        assert_eq!(v0, [0.375, 0.75, 0.125, 0.5, 0.875, 0.25, 0.625, 1.0, 0.375, 0.75, 0.125, 0.5]);
+        assert_eq!(
+            v0,
+            [0.375, 0.75, 0.125, 0.5, 0.875, 0.25, 0.625, 1.0, 0.375, 0.75, 0.125, 0.5]
+        );
 
         // `>=` spikes at exactly 1.0 (step 7) too.
         let (m, _, _, p) = spiking_module(true);
         let inst = instantiate(&m, 0).unwrap();
-        let cfg = RunConfig { steps: 12, batch: 1, seed: 0, record: vec![] };
+        let cfg = RunConfig {
+            steps: 12,
+            batch: 1,
+            seed: 0,
+            record: vec![],
+        };
         let trace = run(&m, &inst, &cfg, &mut |_, _| {}).unwrap();
         assert_eq!(spike_times(&trace, p, 0, 0), vec![2, 5, 7, 10]);
     }
@@ -606,18 +722,31 @@ pub(crate) mod tests {
         cases.push((m.add(Expr::Clip(cy, lo, hi)), -1.0));
         let nan = m.constant(f64::NAN);
         let nan_max = bin(&mut m, BinOp::Max, nan, cx);
-        let outs: Vec<VarId> =
-            cases.iter().enumerate().map(|(k, _)| state(&mut m, &format!("s{k}"), Space::Global, 0.0)).collect();
+        let outs: Vec<VarId> = cases
+            .iter()
+            .enumerate()
+            .map(|(k, _)| state(&mut m, &format!("s{k}"), Space::Global, 0.0))
+            .collect();
         let nan_out = state(&mut m, "nan", Space::Global, 0.0);
         for (k, &(e, _)) in cases.iter().enumerate() {
             m.updates.push((outs[k], e));
         }
         m.updates.push((nan_out, nan_max));
         let inst = instantiate(&m, 0).unwrap();
-        let cfg = RunConfig { steps: 1, batch: 1, seed: 0, record: outs.clone() };
+        let cfg = RunConfig {
+            steps: 1,
+            batch: 1,
+            seed: 0,
+            record: outs.clone(),
+        };
         let trace = run(&m, &inst, &cfg, &mut |_, _| {}).unwrap();
         for (k, &(_, want)) in cases.iter().enumerate() {
-            assert_eq!(trace.records[k][0], vec![want], "case {k}: {:?}", m.expr(cases[k].0));
+            assert_eq!(
+                trace.records[k][0],
+                vec![want],
+                "case {k}: {:?}",
+                m.expr(cases[k].0)
+            );
         }
         let mut interp = Interp::new(&m, &inst).unwrap();
         let mut s = initial_state(&m, &inst, 1, 0).unwrap();
@@ -634,7 +763,12 @@ pub(crate) mod tests {
         let r = read(&mut m, sig);
         m.updates.push((v, r));
         let inst = instantiate(&m, 0).unwrap();
-        let cfg = RunConfig { steps: 3, batch: 2, seed: 0, record: vec![v] };
+        let cfg = RunConfig {
+            steps: 3,
+            batch: 2,
+            seed: 0,
+            record: vec![v],
+        };
         let trace = run(&m, &inst, &cfg, &mut |t, s: &mut State| {
             s.values[sig.index()] = vec![t as f64, 10.0 * t as f64];
         })
@@ -649,7 +783,10 @@ pub(crate) mod tests {
         let r = read(&mut m, v);
         let h = m.add(Expr::Hole("f".into(), vec![r]));
         m.updates.push((v, h));
-        let inst = Instance { params: vec![Vec::new()], masks: vec![] };
+        let inst = Instance {
+            params: vec![Vec::new()],
+            masks: vec![],
+        };
         match Interp::new(&m, &inst) {
             Err(InterpError::Hole { node, name }) => {
                 assert_eq!((node, name.as_str()), (h.index(), "f"));
@@ -662,8 +799,14 @@ pub(crate) mod tests {
         let v = state(&mut m, "v", Space::Global, 0.0);
         let r = read(&mut m, a);
         m.updates.push((v, r));
-        let bad = Instance { params: vec![Vec::new(), Vec::new()], masks: vec![] };
-        assert!(matches!(Interp::new(&m, &bad), Err(InterpError::Instance(_))));
+        let bad = Instance {
+            params: vec![Vec::new(), Vec::new()],
+            masks: vec![],
+        };
+        assert!(matches!(
+            Interp::new(&m, &bad),
+            Err(InterpError::Instance(_))
+        ));
         let good = instantiate(&m, 0).unwrap();
         assert!(Interp::new(&m, &good).is_ok());
     }

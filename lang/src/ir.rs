@@ -91,7 +91,10 @@ pub struct Handle<T> {
 impl<T> Handle<T> {
     /// The handle for index `i`.
     pub fn new(i: usize) -> Self {
-        Handle { index: i as u32, marker: PhantomData }
+        Handle {
+            index: i as u32,
+            marker: PhantomData,
+        }
     }
     /// The index.
     pub fn index(self) -> usize {
@@ -159,7 +162,10 @@ impl<T> Arena<T> {
     }
     /// Handles and items in order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (Handle<T>, &T)> + ExactSizeIterator {
-        self.items.iter().enumerate().map(|(i, t)| (Handle::new(i), t))
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (Handle::new(i), t))
     }
     /// Handles in order.
     pub fn handles(&self) -> impl DoubleEndedIterator<Item = Handle<T>> + ExactSizeIterator {
@@ -470,7 +476,11 @@ pub struct Module {
 impl Module {
     /// An empty module.
     pub fn new(name: impl Into<String>, dt: f64) -> Module {
-        Module { name: name.into(), dt, ..Module::default() }
+        Module {
+            name: name.into(),
+            dt,
+            ..Module::default()
+        }
     }
 
     /// Adds (or finds) an expression. Panics if operands are in incompatible spaces:
@@ -479,7 +489,9 @@ impl Module {
         if let Some(&id) = self.dedup.get(&e) {
             return id;
         }
-        let space = self.derive_space(&e).unwrap_or_else(|msg| panic!("ill-typed IR node {e:?}: {msg}"));
+        let space = self
+            .derive_space(&e)
+            .unwrap_or_else(|msg| panic!("ill-typed IR node {e:?}: {msg}"));
         let id = self.exprs.push(e.clone());
         self.spaces.push(space);
         self.dedup.insert(e, id);
@@ -525,13 +537,19 @@ impl Module {
 
     /// Finds a variable by qualified name.
     pub fn var_by_name(&self, name: &str) -> Option<VarId> {
-        self.vars.iter().find(|(_, v)| v.name == name).map(|(h, _)| h)
+        self.vars
+            .iter()
+            .find(|(_, v)| v.name == name)
+            .map(|(h, _)| h)
     }
 
     /// The space an expression has, derived from its operands, or why it has none.
     pub fn derive_space(&self, e: &Expr) -> Result<Space, String> {
         let sp = |id: ExprId| -> Result<Space, String> {
-            self.spaces.get(id.index()).copied().ok_or_else(|| format!("operand {id:?} does not exist yet"))
+            self.spaces
+                .get(id.index())
+                .copied()
+                .ok_or_else(|| format!("operand {id:?} does not exist yet"))
         };
         let join = |a: Space, b: Space| -> Result<Space, String> {
             match (a, b) {
@@ -547,7 +565,9 @@ impl Module {
             }
         };
         let proj = |q: ProjId| -> Result<&Proj, String> {
-            (q.index() < self.projs.len()).then(|| &self.projs[q]).ok_or_else(|| format!("no projection {q:?}"))
+            (q.index() < self.projs.len())
+                .then(|| &self.projs[q])
+                .ok_or_else(|| format!("no projection {q:?}"))
         };
         match e {
             Expr::Const(_) => Ok(Space::Global),
@@ -577,15 +597,24 @@ impl Module {
             Expr::SumPre(q, a) | Expr::SumPost(q, a) => {
                 let p = proj(*q)?;
                 if sp(*a)? != Space::Syn(*q) {
-                    return Err(format!("sum over projection {q:?} of a {:?} value", sp(*a)?));
+                    return Err(format!(
+                        "sum over projection {q:?} of a {:?} value",
+                        sp(*a)?
+                    ));
                 }
-                Ok(Space::Pop(if matches!(e, Expr::SumPre(..)) { p.post } else { p.pre }))
+                Ok(Space::Pop(if matches!(e, Expr::SumPre(..)) {
+                    p.post
+                } else {
+                    p.pre
+                }))
             }
             Expr::SumPop(p, a) => match sp(*a)? {
                 Space::Pop(q) if q == *p => Ok(Space::Global),
                 s => Err(format!("sum over population {p:?} of a {s:?} value")),
             },
-            Expr::Hole(_, args) => args.iter().try_fold(Space::Global, |acc, a| join(acc, sp(*a)?)),
+            Expr::Hole(_, args) => args
+                .iter()
+                .try_fold(Space::Global, |acc, a| join(acc, sp(*a)?)),
         }
     }
 
@@ -601,7 +630,9 @@ impl Module {
             };
             match *init {
                 Init::Expr(e) => stack.push(e),
-                Init::Normal { mean: a, sd: b } | Init::Uniform { lo: a, hi: b } => stack.extend([a, b]),
+                Init::Normal { mean: a, sd: b } | Init::Uniform { lo: a, hi: b } => {
+                    stack.extend([a, b])
+                }
             }
         }
         while let Some(e) = stack.pop() {

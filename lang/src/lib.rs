@@ -44,7 +44,9 @@ pub fn load(
         match syntax::parse(sources, id) {
             Ok(file) => {
                 for item in &file.items {
-                    let ast::Item::Import(imp) = item else { continue };
+                    let ast::Item::Import(imp) = item else {
+                        continue;
+                    };
                     let importer = sources.get(id).name.clone();
                     match resolve(&importer, &imp.path) {
                         Ok((name, text)) => {
@@ -56,7 +58,10 @@ pub fn load(
                                 queue.insert(0, fid);
                             }
                         }
-                        Err(why) => errors.push(Diagnostic::error(imp.span, format!("cannot import \"{}\": {why}", imp.path))),
+                        Err(why) => errors.push(Diagnostic::error(
+                            imp.span,
+                            format!("cannot import \"{}\": {why}", imp.path),
+                        )),
                     }
                 }
                 out.push((id, file));

@@ -7,12 +7,14 @@
 //! (currents, update statements, ODE integration, refractoriness, spike, reset);
 //! modulators; rule statements of every projection.
 
-use crate::ast::{self, AssignOp, CmpOp, ExprKind, Ident, Member, ModelKind, NetArg, NetMember, Stmt, Unit};
+use crate::ast::{
+    self, AssignOp, CmpOp, ExprKind, Ident, Member, ModelKind, NetArg, NetMember, Stmt, Unit,
+};
 use crate::check::Program;
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::ir::{
-    self, BinOp, Connectivity, Expr, ExprId, Module, Pop, PopId, Proj, ProjId, Side, Surrogate, SurrogateKind, UnOp,
-    Var, VarId, VarKind,
+    self, BinOp, Connectivity, Expr, ExprId, Module, Pop, PopId, Proj, ProjId, Side, Surrogate,
+    SurrogateKind, UnOp, Var, VarId, VarKind,
 };
 use crate::source::Span;
 use std::collections::{HashMap, HashSet};
@@ -86,10 +88,24 @@ struct Scope {
 
 impl Scope {
     fn new(phase: Phase, proj: Option<ProjId>) -> Scope {
-        Scope { names: HashMap::new(), phase, proj, net: false, holes: HashMap::new() }
+        Scope {
+            names: HashMap::new(),
+            phase,
+            proj,
+            net: false,
+            holes: HashMap::new(),
+        }
     }
     fn bind(&mut self, name: &str, val: Option<Val>, role: Role, var: Option<VarId>, decl: Span) {
-        self.names.insert(name.to_string(), Slot { val, role, var, decl });
+        self.names.insert(
+            name.to_string(),
+            Slot {
+                val,
+                role,
+                var,
+                decl,
+            },
+        );
     }
 }
 
@@ -144,8 +160,10 @@ const UNARY: &[(&str, UnOp)] = &[
     ("sin", UnOp::Sin),
     ("cos", UnOp::Cos),
 ];
-const FUNCS: &[&str] =
-    &["exp", "log", "tanh", "sigmoid", "sqrt", "abs", "relu", "sin", "cos", "min", "max", "pow", "clip", "sum", "mean"];
+const FUNCS: &[&str] = &[
+    "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "relu", "sin", "cos", "min", "max", "pow",
+    "clip", "sum", "mean",
+];
 
 fn unit_name(u: i8) -> String {
     match u {
@@ -185,7 +203,12 @@ impl<'p> Lowerer<'p> {
     }
 
     fn add_pop(&mut self, name: &str, size: usize, model: Option<String>) -> PopId {
-        let p = self.m.pops.push(Pop { name: name.into(), size, model, out: None });
+        let p = self.m.pops.push(Pop {
+            name: name.into(),
+            size,
+            model,
+            out: None,
+        });
         self.pop_start.push(HashMap::new());
         self.pop_new.push(HashMap::new());
         self.insts.push(Inst::default());
@@ -193,7 +216,12 @@ impl<'p> Lowerer<'p> {
     }
 
     fn add_var(&mut self, name: String, space: ir::Space, kind: VarKind, unit: i8) -> VarId {
-        self.m.vars.push(Var { name, space, kind, unit })
+        self.m.vars.push(Var {
+            name,
+            space,
+            kind,
+            unit,
+        })
     }
 
     fn zero(&mut self) -> ExprId {
@@ -219,8 +247,16 @@ impl<'p> Lowerer<'p> {
             return Some(Val { sp: to, ..v });
         }
         match (v.sp, to, proj) {
-            (Sp::Pre, Sp::Syn, Some(q)) => Some(Val { e: self.m.add(Expr::Bcast(q, Side::Pre, v.e)), u: v.u, sp: Sp::Syn }),
-            (Sp::Post, Sp::Syn, Some(q)) => Some(Val { e: self.m.add(Expr::Bcast(q, Side::Post, v.e)), u: v.u, sp: Sp::Syn }),
+            (Sp::Pre, Sp::Syn, Some(q)) => Some(Val {
+                e: self.m.add(Expr::Bcast(q, Side::Pre, v.e)),
+                u: v.u,
+                sp: Sp::Syn,
+            }),
+            (Sp::Post, Sp::Syn, Some(q)) => Some(Val {
+                e: self.m.add(Expr::Bcast(q, Side::Post, v.e)),
+                u: v.u,
+                sp: Sp::Syn,
+            }),
             _ => None,
         }
     }
@@ -245,7 +281,12 @@ impl<'p> Lowerer<'p> {
     }
 
     /// Makes the operands of an n-ary node live in one space.
-    fn unify(&mut self, vals: &[Val], span: Span, proj: Option<ProjId>) -> Option<(Vec<ExprId>, Sp)> {
+    fn unify(
+        &mut self,
+        vals: &[Val],
+        span: Span,
+        proj: Option<ProjId>,
+    ) -> Option<(Vec<ExprId>, Sp)> {
         let mut sp = Sp::Global;
         for v in vals {
             match Self::join_sp(sp, v.sp) {
@@ -271,7 +312,11 @@ impl<'p> Lowerer<'p> {
     fn unit_eq(&mut self, a: U, b: U, span: Span, what: &str) -> U {
         match (a, b) {
             (Some(x), Some(y)) if x != y => {
-                let msg = format!("unit mismatch: {what} {} and {}", unit_name(x), unit_name(y));
+                let msg = format!(
+                    "unit mismatch: {what} {} and {}",
+                    unit_name(x),
+                    unit_name(y)
+                );
                 self.err(span, msg);
                 Some(x)
             }
@@ -283,9 +328,13 @@ impl<'p> Lowerer<'p> {
     fn dimensionless(&mut self, v: &Val, span: Span, what: &str) {
         if let Some(u) = v.u {
             if u != 0 {
-                let msg = format!("unit mismatch: {what} must be dimensionless, but this is {}", unit_name(u));
+                let msg = format!(
+                    "unit mismatch: {what} must be dimensionless, but this is {}",
+                    unit_name(u)
+                );
                 self.push(
-                    Diagnostic::error(span, msg).with_note("divide times by a time constant, e.g. `exp(-dt / tau)`"),
+                    Diagnostic::error(span, msg)
+                        .with_note("divide times by a time constant, e.g. `exp(-dt / tau)`"),
                 );
             }
         }
@@ -303,12 +352,19 @@ impl<'p> Lowerer<'p> {
                     Some(Unit::S) => (*v * 1000.0, Some(1)),
                     Some(Unit::Hz) => (*v / 1000.0, Some(-1)),
                 };
-                Some(Val { e: self.m.constant(x), u, sp: Sp::Global })
+                Some(Val {
+                    e: self.m.constant(x),
+                    u,
+                    sp: Sp::Global,
+                })
             }
             ExprKind::Path(path) => self.path(path, e.span, sc),
             ExprKind::Unary(_, a) => {
                 let a = self.expr(a, sc)?;
-                Some(Val { e: self.m.mk_neg(a.e), ..a })
+                Some(Val {
+                    e: self.m.mk_neg(a.e),
+                    ..a
+                })
             }
             ExprKind::Binary(op, a, b) => {
                 let (va, vb) = (self.expr(a, sc), self.expr(b, sc));
@@ -318,10 +374,17 @@ impl<'p> Lowerer<'p> {
                 let (node, u) = match op {
                     ast::BinOp::Add | ast::BinOp::Sub => {
                         let u = self.unit_eq(va.u, vb.u, e.span, "adding or subtracting");
-                        let n = if *op == ast::BinOp::Add { self.m.mk_add(x, y) } else { self.m.mk_sub(x, y) };
+                        let n = if *op == ast::BinOp::Add {
+                            self.m.mk_add(x, y)
+                        } else {
+                            self.m.mk_sub(x, y)
+                        };
                         (n, u)
                     }
-                    ast::BinOp::Mul => (self.m.mk_mul(x, y), va.u.zip(vb.u).map(|(p, q)| p + q).or(None)),
+                    ast::BinOp::Mul => (
+                        self.m.mk_mul(x, y),
+                        va.u.zip(vb.u).map(|(p, q)| p + q).or(None),
+                    ),
                     ast::BinOp::Div => {
                         let u = match (va.u, vb.u) {
                             (Some(p), Some(q)) => Some(p - q),
@@ -333,7 +396,9 @@ impl<'p> Lowerer<'p> {
                     ast::BinOp::Pow => {
                         let u = match (va.u, self.m.as_const(y)) {
                             (Some(0) | None, _) => va.u,
-                            (Some(k), Some(c)) if c.fract() == 0.0 && c.abs() < 8.0 => Some(k * c as i8),
+                            (Some(k), Some(c)) if c.fract() == 0.0 && c.abs() < 8.0 => {
+                                Some(k * c as i8)
+                            }
                             (Some(_), _) => {
                                 self.dimensionless(&va, a.span, "the base of a non-integer power");
                                 Some(0)
@@ -380,7 +445,11 @@ impl<'p> Lowerer<'p> {
                     sc.holes.insert(name.name.clone(), (args.len(), e.span));
                 }
                 let (ops, sp) = self.unify(&vals, e.span, proj)?;
-                Some(Val { e: self.m.add(Expr::Hole(name.name.clone(), ops)), u: None, sp })
+                Some(Val {
+                    e: self.m.add(Expr::Hole(name.name.clone(), ops)),
+                    u: None,
+                    sp,
+                })
             }
         }
     }
@@ -390,7 +459,11 @@ impl<'p> Lowerer<'p> {
         let v = self.expr(a, sc);
         for d in &mut self.diags[before..] {
             if d.message.starts_with("unknown name") {
-                d.message = format!("unknown hole argument: {} (in `?{}`)", d.message.trim_start_matches("unknown name "), hole.name);
+                d.message = format!(
+                    "unknown hole argument: {} (in `?{}`)",
+                    d.message.trim_start_matches("unknown name "),
+                    hole.name
+                );
             }
         }
         v
@@ -417,9 +490,19 @@ impl<'p> Lowerer<'p> {
             match first.name.as_str() {
                 "dt" => {
                     let dt = self.m.dt;
-                    return Some(Val { e: self.m.constant(dt), u: Some(1), sp: Sp::Global });
+                    return Some(Val {
+                        e: self.m.constant(dt),
+                        u: Some(1),
+                        sp: Sp::Global,
+                    });
                 }
-                "pi" => return Some(Val { e: self.m.constant(std::f64::consts::PI), u: Some(0), sp: Sp::Global }),
+                "pi" => {
+                    return Some(Val {
+                        e: self.m.constant(std::f64::consts::PI),
+                        u: Some(0),
+                        sp: Sp::Global,
+                    })
+                }
                 _ => {}
             }
             if sc.net {
@@ -429,7 +512,10 @@ impl<'p> Lowerer<'p> {
             }
             if sc.phase == Phase::Init {
                 if let Some(role) = self.lookup_role(sc, &first.name) {
-                    let msg = format!("an initial value can only use parameters, and `{}` is {role}", first.name);
+                    let msg = format!(
+                        "an initial value can only use parameters, and `{}` is {role}",
+                        first.name
+                    );
                     self.err(span, msg);
                     return None;
                 }
@@ -459,20 +545,38 @@ impl<'p> Lowerer<'p> {
                     self.err(span, "an initial value can only use parameters");
                     return None;
                 }
-                let side = if first.name == "pre" { Sp::Pre } else { Sp::Post };
-                let pop = if side == Sp::Pre { self.m.projs[q].pre } else { self.m.projs[q].post };
+                let side = if first.name == "pre" {
+                    Sp::Pre
+                } else {
+                    Sp::Post
+                };
+                let pop = if side == Sp::Pre {
+                    self.m.projs[q].pre
+                } else {
+                    self.m.projs[q].post
+                };
                 let (e, u) = self.pop_field(pop, field, span, sc.phase)?;
                 return Some(Val { e, u, sp: side });
             }
         }
         if sc.net {
-            let found = self.m.pops.iter().find(|(_, p)| p.name == first.name).map(|(h, _)| h);
+            let found = self
+                .m
+                .pops
+                .iter()
+                .find(|(_, p)| p.name == first.name)
+                .map(|(h, _)| h);
             if let Some(p) = found {
                 let (e, u) = self.pop_field(p, field, span, Phase::After)?;
-                return Some(Val { e, u, sp: Sp::Pop(p) });
+                return Some(Val {
+                    e,
+                    u,
+                    sp: Sp::Pop(p),
+                });
             }
             let names: Vec<String> = self.m.pops.iter().map(|(_, p)| p.name.clone()).collect();
-            let mut d = Diagnostic::error(first.span, format!("unknown population `{}`", first.name));
+            let mut d =
+                Diagnostic::error(first.span, format!("unknown population `{}`", first.name));
             if let Some(h) = did_you_mean(&first.name, names.iter().map(String::as_str)) {
                 d = d.with_note(h);
             }
@@ -480,9 +584,15 @@ impl<'p> Lowerer<'p> {
             return None;
         }
         let msg = if sc.proj.is_some() {
-            format!("unknown name `{}`: a rule reads neuron variables as `pre.x` or `post.x`", first.name)
+            format!(
+                "unknown name `{}`: a rule reads neuron variables as `pre.x` or `post.x`",
+                first.name
+            )
         } else {
-            format!("unknown name `{}`: a neuron model reads only its own names", first.name)
+            format!(
+                "unknown name `{}`: a neuron model reads only its own names",
+                first.name
+            )
         };
         self.err(first.span, msg);
         None
@@ -490,9 +600,11 @@ impl<'p> Lowerer<'p> {
 
     fn lookup_role(&self, sc: &Scope, name: &str) -> Option<&'static str> {
         let _ = sc;
-        let inst_role = self.insts.iter().chain(self.proj_insts.iter()).find_map(|i| {
-            i.decls.iter().find(|d| d.0 == name).map(|d| d.1)
-        });
+        let inst_role = self
+            .insts
+            .iter()
+            .chain(self.proj_insts.iter())
+            .find_map(|i| i.decls.iter().find(|d| d.0 == name).map(|d| d.1));
         inst_role.map(|r| match r {
             Role::State => "a state",
             Role::Input => "an input",
@@ -502,31 +614,58 @@ impl<'p> Lowerer<'p> {
         })
     }
 
-    fn pop_field(&mut self, pop: PopId, field: &Ident, span: Span, phase: Phase) -> Option<(ExprId, U)> {
-        let table = if phase == Phase::Start { &self.pop_start[pop.index()] } else { &self.pop_new[pop.index()] };
+    fn pop_field(
+        &mut self,
+        pop: PopId,
+        field: &Ident,
+        span: Span,
+        phase: Phase,
+    ) -> Option<(ExprId, U)> {
+        let table = if phase == Phase::Start {
+            &self.pop_start[pop.index()]
+        } else {
+            &self.pop_new[pop.index()]
+        };
         if let Some(&v) = table.get(&field.name) {
             return Some(v);
         }
         if self.open.contains(&pop) {
             let pname = self.m.pops[pop].name.clone();
-            let var = self.add_var(format!("{pname}.{}", field.name), ir::Space::Pop(pop), VarKind::Input, 0);
+            let var = self.add_var(
+                format!("{pname}.{}", field.name),
+                ir::Space::Pop(pop),
+                VarKind::Input,
+                0,
+            );
             let e = self.m.add(Expr::Read(var));
             self.pop_start[pop.index()].insert(field.name.clone(), (e, None));
             self.pop_new[pop.index()].insert(field.name.clone(), (e, None));
             return Some((e, None));
         }
         let p = &self.m.pops[pop];
-        let (pname, model) = (p.name.clone(), p.model.clone().unwrap_or_else(|| "input".into()));
-        let other = if phase == Phase::Start { &self.pop_new[pop.index()] } else { &self.pop_start[pop.index()] };
+        let (pname, model) = (
+            p.name.clone(),
+            p.model.clone().unwrap_or_else(|| "input".into()),
+        );
+        let other = if phase == Phase::Start {
+            &self.pop_new[pop.index()]
+        } else {
+            &self.pop_start[pop.index()]
+        };
         let mut names: Vec<String> = table.keys().chain(other.keys()).cloned().collect();
         names.sort();
         names.dedup();
         let mut d = Diagnostic::error(
             span,
-            format!("population `{pname}` ({model}) has no variable `{}`", field.name),
+            format!(
+                "population `{pname}` ({model}) has no variable `{}`",
+                field.name
+            ),
         );
         if phase == Phase::Start && self.pop_new[pop.index()].contains_key(&field.name) {
-            d = d.with_note("a `weight` reads start-of-step values: only parameters, states and spikes");
+            d = d.with_note(
+                "a `weight` reads start-of-step values: only parameters, states and spikes",
+            );
         } else if let Some(h) = did_you_mean(&field.name, names.iter().map(String::as_str)) {
             d = d.with_note(h);
         } else {
@@ -560,7 +699,13 @@ impl<'p> Lowerer<'p> {
         };
         if c.args.len() != arity {
             let s = if arity == 1 { "" } else { "s" };
-            self.err(c.span, format!("wrong arity: `{name}` takes {arity} argument{s}, found {}", c.args.len()));
+            self.err(
+                c.span,
+                format!(
+                    "wrong arity: `{name}` takes {arity} argument{s}, found {}",
+                    c.args.len()
+                ),
+            );
             return None;
         }
         let mut vals = Vec::new();
@@ -590,7 +735,11 @@ impl<'p> Lowerer<'p> {
                 let n = self.m.constant(self.m.pops[p].size as f64);
                 e = self.m.mk_div(e, n);
             }
-            return Some(Val { e, u: v.u, sp: Sp::Global });
+            return Some(Val {
+                e,
+                u: v.u,
+                sp: Sp::Global,
+            });
         }
         let (ops, sp) = self.unify(&vals, c.span, sc.proj)?;
         if let Some(&(_, op)) = UNARY.iter().find(|(n, _)| *n == name) {
@@ -599,23 +748,48 @@ impl<'p> Lowerer<'p> {
                 UnOp::Sqrt => match vals[0].u {
                     Some(k) if k % 2 == 0 => Some(k / 2),
                     Some(_) => {
-                        self.dimensionless(&vals[0], c.span, "the argument of `sqrt` (odd power of time)");
+                        self.dimensionless(
+                            &vals[0],
+                            c.span,
+                            "the argument of `sqrt` (odd power of time)",
+                        );
                         Some(0)
                     }
                     None => None,
                 },
                 _ => {
-                    self.dimensionless(&vals[0], c.args[0].value.span, &format!("the argument of `{name}`"));
+                    self.dimensionless(
+                        &vals[0],
+                        c.args[0].value.span,
+                        &format!("the argument of `{name}`"),
+                    );
                     Some(0)
                 }
             };
-            return Some(Val { e: self.m.mk_un(op, ops[0]), u, sp });
+            return Some(Val {
+                e: self.m.mk_un(op, ops[0]),
+                u,
+                sp,
+            });
         }
         match name {
             "min" | "max" => {
-                let u = self.unit_eq(vals[0].u, vals[1].u, c.span, &format!("the arguments of `{name}` are"));
-                let op = if name == "min" { BinOp::Min } else { BinOp::Max };
-                return Some(Val { e: self.m.mk_bin(op, ops[0], ops[1]), u, sp });
+                let u = self.unit_eq(
+                    vals[0].u,
+                    vals[1].u,
+                    c.span,
+                    &format!("the arguments of `{name}` are"),
+                );
+                let op = if name == "min" {
+                    BinOp::Min
+                } else {
+                    BinOp::Max
+                };
+                return Some(Val {
+                    e: self.m.mk_bin(op, ops[0], ops[1]),
+                    u,
+                    sp,
+                });
             }
             "pow" => {
                 self.dimensionless(&vals[1], c.args[1].value.span, "an exponent");
@@ -623,22 +797,36 @@ impl<'p> Lowerer<'p> {
                     (Some(0) | None, _) => vals[0].u,
                     (Some(k), Some(p)) if p.fract() == 0.0 && p.abs() < 8.0 => Some(k * p as i8),
                     _ => {
-                        self.dimensionless(&vals[0], c.args[0].value.span, "the base of a non-integer power");
+                        self.dimensionless(
+                            &vals[0],
+                            c.args[0].value.span,
+                            "the base of a non-integer power",
+                        );
                         Some(0)
                     }
                 };
-                return Some(Val { e: self.m.mk_bin(BinOp::Pow, ops[0], ops[1]), u, sp });
+                return Some(Val {
+                    e: self.m.mk_bin(BinOp::Pow, ops[0], ops[1]),
+                    u,
+                    sp,
+                });
             }
             _ => {
                 let u = self.unit_eq(vals[0].u, vals[1].u, c.span, "the arguments of `clip` are");
                 let u = self.unit_eq(u, vals[2].u, c.span, "the arguments of `clip` are");
-                Some(Val { e: self.clip(ops[0], ops[1], ops[2]), u, sp })
+                Some(Val {
+                    e: self.clip(ops[0], ops[1], ops[2]),
+                    u,
+                    sp,
+                })
             }
         }
     }
 
     fn clip(&mut self, x: ExprId, lo: ExprId, hi: ExprId) -> ExprId {
-        if let (Some(a), Some(l), Some(h)) = (self.m.as_const(x), self.m.as_const(lo), self.m.as_const(hi)) {
+        if let (Some(a), Some(l), Some(h)) =
+            (self.m.as_const(x), self.m.as_const(lo), self.m.as_const(hi))
+        {
             return self.m.constant(a.max(l).min(h));
         }
         self.m.add(Expr::Clip(x, lo, hi))
@@ -657,11 +845,20 @@ impl<'p> Lowerer<'p> {
         }
         let (expr, decl) = self.net_mods.get(name).cloned()?;
         if let Some(pos) = self.visiting.iter().position(|n| n == name) {
-            let mut chain: Vec<String> = self.visiting[pos..].iter().map(|n| format!("`{n}`")).collect();
+            let mut chain: Vec<String> = self.visiting[pos..]
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect();
             chain.push(format!("`{name}`"));
             self.push(
-                Diagnostic::error(span, format!("cyclic definition: modulator `{name}` depends on itself ({})", chain.join(" -> ")))
-                    .with_secondary(decl, "defined here"),
+                Diagnostic::error(
+                    span,
+                    format!(
+                        "cyclic definition: modulator `{name}` depends on itself ({})",
+                        chain.join(" -> ")
+                    ),
+                )
+                .with_secondary(decl, "defined here"),
             );
             self.mod_vals.insert(name.to_string(), None);
             return Some(None);
@@ -679,17 +876,28 @@ impl<'p> Lowerer<'p> {
 
     /// Creates the variables of one model instance; returns its declarations.
     /// `pop` for neurons, `proj` for rules. `overrides` replace initial values.
-    fn declare(&mut self, model: &ast::Model, prefix: &str, pop: Option<PopId>, proj: Option<ProjId>, overrides: &[NetArg]) -> Inst {
+    fn declare(
+        &mut self,
+        model: &ast::Model,
+        prefix: &str,
+        pop: Option<PopId>,
+        proj: Option<ProjId>,
+        overrides: &[NetArg],
+    ) -> Inst {
         let mut inst = Inst::default();
         let is_rule = model.kind == ModelKind::Synapse;
         let mut seen: HashMap<String, Span> = HashMap::new();
         let mut check_dup = |lw: &mut Self, id: &Ident| {
             if matches!(id.name.as_str(), "dt" | "pi" | "pre" | "post" | "out") {
-                lw.err(id.span, format!("`{}` is a built-in name and cannot be declared", id.name));
+                lw.err(
+                    id.span,
+                    format!("`{}` is a built-in name and cannot be declared", id.name),
+                );
             }
             if let Some(prev) = seen.insert(id.name.clone(), id.span) {
                 lw.push(
-                    Diagnostic::error(id.span, format!("`{}` is declared twice", id.name)).with_secondary(prev, "first declared here"),
+                    Diagnostic::error(id.span, format!("`{}` is declared twice", id.name))
+                        .with_secondary(prev, "first declared here"),
                 );
             }
         };
@@ -734,8 +942,15 @@ impl<'p> Lowerer<'p> {
                     ("post", true) => Sp::Post,
                     ("neuron", false) => pop.map_or(Sp::Global, Sp::Pop),
                     _ => {
-                        let allowed = if is_rule { "`[synapse]`, `[pre]` or `[post]`" } else { "`[neuron]`" };
-                        lw.err(id.span, format!("unknown space `[{}]`: use {allowed}", id.name));
+                        let allowed = if is_rule {
+                            "`[synapse]`, `[pre]` or `[post]`"
+                        } else {
+                            "`[neuron]`"
+                        };
+                        lw.err(
+                            id.span,
+                            format!("unknown space `[{}]`: use {allowed}", id.name),
+                        );
                         Sp::Global
                     }
                 },
@@ -756,7 +971,10 @@ impl<'p> Lowerer<'p> {
             if !declared.contains(&o.name.name) {
                 let mut d = Diagnostic::error(
                     o.name.span,
-                    format!("`{}` has no parameter, state or modulator `{}`", model.name.name, o.name.name),
+                    format!(
+                        "`{}` has no parameter, state or modulator `{}`",
+                        model.name.name, o.name.name
+                    ),
                 );
                 if let Some(h) = did_you_mean(&o.name.name, declared.iter().map(String::as_str)) {
                     d = d.with_note(h);
@@ -765,7 +983,11 @@ impl<'p> Lowerer<'p> {
             }
         }
         let init_of = |name: &str, own: Option<&ast::Init>| -> Option<ast::Init> {
-            overrides.iter().find(|o| o.name.name == name).map(|o| o.init.clone()).or_else(|| own.cloned())
+            overrides
+                .iter()
+                .find(|o| o.name.name == name)
+                .map(|o| o.init.clone())
+                .or_else(|| own.cloned())
         };
         // Parameters: create all variables, then initial values in dependency order.
         let mut params: Vec<(&ast::ParamDecl, VarId, Sp, ast::Init)> = Vec::new();
@@ -774,13 +996,22 @@ impl<'p> Lowerer<'p> {
                 let sp = space_of(self, &p.space, false);
                 let space = self.ir_space(sp, proj);
                 let z = self.zero();
-                let kind = VarKind::Param { learn: p.learn, init: ir::Init::Expr(z), bounds: None };
+                let kind = VarKind::Param {
+                    learn: p.learn,
+                    init: ir::Init::Expr(z),
+                    bounds: None,
+                };
                 let var = self.add_var(format!("{prefix}.{}", p.name.name), space, kind, 0);
                 let init = init_of(&p.name.name, Some(&p.init)).expect("a param has an init");
                 params.push((p, var, sp, init));
             }
         }
-        let order = self.param_order(&params.iter().map(|(p, _, _, i)| (p.name.clone(), i.clone())).collect::<Vec<_>>());
+        let order = self.param_order(
+            &params
+                .iter()
+                .map(|(p, _, _, i)| (p.name.clone(), i.clone()))
+                .collect::<Vec<_>>(),
+        );
         let mut sc = Scope::new(Phase::Init, proj);
         for (p, var, sp, _) in &params {
             // Visible to other initial values only once lowered (see below).
@@ -803,10 +1034,31 @@ impl<'p> Lowerer<'p> {
             });
             let unit = u.unwrap_or(0);
             self.m.vars[*var].unit = unit;
-            self.m.vars[*var].kind = VarKind::Param { learn: p.learn, init: iinit, bounds };
+            self.m.vars[*var].kind = VarKind::Param {
+                learn: p.learn,
+                init: iinit,
+                bounds,
+            };
             let e = self.m.add(Expr::Read(*var));
-            sc.bind(&p.name.name, Some(Val { e, u: Some(unit), sp: *sp }), Role::Param, Some(*var), p.span);
-            inst.decls.push((p.name.name.clone(), Role::Param, Some(*var), Some(unit), *sp, p.span));
+            sc.bind(
+                &p.name.name,
+                Some(Val {
+                    e,
+                    u: Some(unit),
+                    sp: *sp,
+                }),
+                Role::Param,
+                Some(*var),
+                p.span,
+            );
+            inst.decls.push((
+                p.name.name.clone(),
+                Role::Param,
+                Some(*var),
+                Some(unit),
+                *sp,
+                p.span,
+            ));
         }
         // States.
         for mem in &model.members {
@@ -818,12 +1070,24 @@ impl<'p> Lowerer<'p> {
                     Some(i) => self.lower_init(i, &mut sc, sp, proj),
                     None => (ir::Init::Expr(self.zero()), None),
                 };
-                let var = self.add_var(format!("{prefix}.{}", s.name.name), space, VarKind::State { init: iinit }, u.unwrap_or(0));
+                let var = self.add_var(
+                    format!("{prefix}.{}", s.name.name),
+                    space,
+                    VarKind::State { init: iinit },
+                    u.unwrap_or(0),
+                );
                 inst.has_init.insert(s.name.name.clone(), init.is_some());
                 if let Some(c) = &s.clip {
                     inst.clips.insert(s.name.name.clone(), c.clone());
                 }
-                inst.decls.push((s.name.name.clone(), Role::State, Some(var), Some(u.unwrap_or(0)), sp, s.span));
+                inst.decls.push((
+                    s.name.name.clone(),
+                    Role::State,
+                    Some(var),
+                    Some(u.unwrap_or(0)),
+                    sp,
+                    s.span,
+                ));
             }
         }
         for mem in &model.members {
@@ -831,7 +1095,14 @@ impl<'p> Lowerer<'p> {
                 Member::Input(ids) if !is_rule => {
                     for id in ids {
                         inst.inputs.push(id.name.clone());
-                        inst.decls.push((id.name.clone(), Role::Input, None, Some(0), pop.map_or(Sp::Global, Sp::Pop), id.span));
+                        inst.decls.push((
+                            id.name.clone(),
+                            Role::Input,
+                            None,
+                            Some(0),
+                            pop.map_or(Sp::Global, Sp::Pop),
+                            id.span,
+                        ));
                     }
                 }
                 Member::Modulator(ids) if is_rule => {
@@ -842,9 +1113,23 @@ impl<'p> Lowerer<'p> {
                 Member::Spike(s) if !is_rule && inst.spike.is_none() => {
                     let z = self.zero();
                     let space = self.ir_space(pop.map_or(Sp::Global, Sp::Pop), None);
-                    let var = self.add_var(format!("{prefix}.{}", s.name.name), space, VarKind::State { init: ir::Init::Expr(z) }, 0);
+                    let var = self.add_var(
+                        format!("{prefix}.{}", s.name.name),
+                        space,
+                        VarKind::State {
+                            init: ir::Init::Expr(z),
+                        },
+                        0,
+                    );
                     inst.spike = Some((s.name.name.clone(), var));
-                    inst.decls.push((s.name.name.clone(), Role::Spike, Some(var), Some(0), pop.map_or(Sp::Global, Sp::Pop), s.span));
+                    inst.decls.push((
+                        s.name.name.clone(),
+                        Role::Spike,
+                        Some(var),
+                        Some(0),
+                        pop.map_or(Sp::Global, Sp::Pop),
+                        s.span,
+                    ));
                 }
                 Member::Output(id) if !is_rule => {
                     if inst.output.is_some() {
@@ -855,7 +1140,14 @@ impl<'p> Lowerer<'p> {
                 Member::Refractory(e) if !is_rule && inst.refr.is_none() => {
                     let z = self.zero();
                     let space = self.ir_space(pop.map_or(Sp::Global, Sp::Pop), None);
-                    let var = self.add_var(format!("{prefix}.refractory"), space, VarKind::State { init: ir::Init::Expr(z) }, 1);
+                    let var = self.add_var(
+                        format!("{prefix}.refractory"),
+                        space,
+                        VarKind::State {
+                            init: ir::Init::Expr(z),
+                        },
+                        1,
+                    );
                     inst.refr = Some(var);
                     let _ = e;
                 }
@@ -865,23 +1157,45 @@ impl<'p> Lowerer<'p> {
         if let Some(out) = &inst.output {
             let ok = inst.decls.iter().any(|d| &d.0 == out && d.1 == Role::State);
             if !ok {
-                let span = model.members.iter().find_map(|m| if let Member::Output(i) = m { Some(i.span) } else { None });
-                self.err(span.unwrap_or(model.span), format!("`output {out}` must name a state of `{}`", model.name.name));
+                let span = model.members.iter().find_map(|m| {
+                    if let Member::Output(i) = m {
+                        Some(i.span)
+                    } else {
+                        None
+                    }
+                });
+                self.err(
+                    span.unwrap_or(model.span),
+                    format!("`output {out}` must name a state of `{}`", model.name.name),
+                );
             }
             if inst.spike.is_some() {
-                self.err(span_of_output(model), "a spiking model's output is its spike: remove `output`");
+                self.err(
+                    span_of_output(model),
+                    "a spiking model's output is its spike: remove `output`",
+                );
             }
         }
         inst
     }
 
-    fn lower_init(&mut self, init: &ast::Init, sc: &mut Scope, sp: Sp, proj: Option<ProjId>) -> (ir::Init, U) {
+    fn lower_init(
+        &mut self,
+        init: &ast::Init,
+        sc: &mut Scope,
+        sp: Sp,
+        proj: Option<ProjId>,
+    ) -> (ir::Init, U) {
         let zero = self.zero();
         match init {
             ast::Init::Expr(e) => match self.expr(e, sc) {
                 Some(v) => {
                     if Self::join_sp(v.sp, sp) != Some(sp) {
-                        let msg = format!("this initial value is {} but the variable is {}", self.sp_name(v.sp), self.sp_name(sp));
+                        let msg = format!(
+                            "this initial value is {} but the variable is {}",
+                            self.sp_name(v.sp),
+                            self.sp_name(sp)
+                        );
                         self.err(e.span, msg);
                         return (ir::Init::Expr(zero), v.u);
                     }
@@ -901,10 +1215,20 @@ impl<'p> Lowerer<'p> {
                     return (ir::Init::Expr(zero), None);
                 }
                 if c.args.len() != 2 {
-                    self.err(c.span, format!("wrong arity: `{kind}` takes 2 arguments, found {}", c.args.len()));
+                    self.err(
+                        c.span,
+                        format!(
+                            "wrong arity: `{kind}` takes 2 arguments, found {}",
+                            c.args.len()
+                        ),
+                    );
                     return (ir::Init::Expr(zero), None);
                 }
-                let names: &[&str] = if kind == "normal" { &["mean", "sd"] } else { &["lo", "hi"] };
+                let names: &[&str] = if kind == "normal" {
+                    &["mean", "sd"]
+                } else {
+                    &["lo", "hi"]
+                };
                 let mut vals = [None, None];
                 for (i, a) in c.args.iter().enumerate() {
                     let slot = match &a.name {
@@ -912,14 +1236,23 @@ impl<'p> Lowerer<'p> {
                         Some(n) => match names.iter().position(|x| *x == n.name) {
                             Some(k) => k,
                             None => {
-                                self.err(n.span, format!("`{kind}` has no argument `{}`: use {}", n.name, names.join(", ")));
+                                self.err(
+                                    n.span,
+                                    format!(
+                                        "`{kind}` has no argument `{}`: use {}",
+                                        n.name,
+                                        names.join(", ")
+                                    ),
+                                );
                                 return (ir::Init::Expr(zero), None);
                             }
                         },
                     };
                     vals[slot] = self.expr(&a.value, sc);
                 }
-                let (Some(a), Some(b)) = (vals[0], vals[1]) else { return (ir::Init::Expr(zero), None) };
+                let (Some(a), Some(b)) = (vals[0], vals[1]) else {
+                    return (ir::Init::Expr(zero), None);
+                };
                 let u = self.unit_eq(a.u, b.u, c.span, "the arguments of the initializer are");
                 for v in [&a, &b] {
                     if v.sp != Sp::Global {
@@ -927,7 +1260,11 @@ impl<'p> Lowerer<'p> {
                         return (ir::Init::Expr(zero), u);
                     }
                 }
-                let init = if kind == "normal" { ir::Init::Normal { mean: a.e, sd: b.e } } else { ir::Init::Uniform { lo: a.e, hi: b.e } };
+                let init = if kind == "normal" {
+                    ir::Init::Normal { mean: a.e, sd: b.e }
+                } else {
+                    ir::Init::Uniform { lo: a.e, hi: b.e }
+                };
                 (init, u)
             }
         }
@@ -948,22 +1285,38 @@ impl<'p> Lowerer<'p> {
 
     /// Topological order of parameter initial values; reports cycles.
     fn param_order(&mut self, params: &[(Ident, ast::Init)]) -> Vec<usize> {
-        let idx: HashMap<&str, usize> = params.iter().enumerate().map(|(i, (n, _))| (n.name.as_str(), i)).collect();
+        let idx: HashMap<&str, usize> = params
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.name.as_str(), i))
+            .collect();
         let deps: Vec<Vec<usize>> = params
             .iter()
             .map(|(_, init)| {
                 let mut names = Vec::new();
                 match init {
                     ast::Init::Expr(e) => collect_names(e, &mut names),
-                    ast::Init::Dist(c) => c.args.iter().for_each(|a| collect_names(&a.value, &mut names)),
+                    ast::Init::Dist(c) => c
+                        .args
+                        .iter()
+                        .for_each(|a| collect_names(&a.value, &mut names)),
                 }
-                names.iter().filter_map(|n| idx.get(n.as_str()).copied()).collect()
+                names
+                    .iter()
+                    .filter_map(|n| idx.get(n.as_str()).copied())
+                    .collect()
             })
             .collect();
         let mut state = vec![0u8; params.len()];
         let mut order = Vec::new();
         let mut reported = false;
-        fn visit(i: usize, deps: &[Vec<usize>], state: &mut [u8], order: &mut Vec<usize>, path: &mut Vec<usize>) -> Option<Vec<usize>> {
+        fn visit(
+            i: usize,
+            deps: &[Vec<usize>],
+            state: &mut [u8],
+            order: &mut Vec<usize>,
+            path: &mut Vec<usize>,
+        ) -> Option<Vec<usize>> {
             if state[i] == 2 {
                 return None;
             }
@@ -990,9 +1343,19 @@ impl<'p> Lowerer<'p> {
             if let Some(cyc) = visit(i, &deps, &mut state, &mut order, &mut path) {
                 if !reported {
                     reported = true;
-                    let chain: Vec<String> = cyc.iter().map(|&k| format!("`{}`", params[k].0.name)).collect();
+                    let chain: Vec<String> = cyc
+                        .iter()
+                        .map(|&k| format!("`{}`", params[k].0.name))
+                        .collect();
                     let first = &params[cyc[0]].0;
-                    self.err(first.span, format!("cyclic definition: `{}` depends on itself ({})", first.name, chain.join(" -> ")));
+                    self.err(
+                        first.span,
+                        format!(
+                            "cyclic definition: `{}` depends on itself ({})",
+                            first.name,
+                            chain.join(" -> ")
+                        ),
+                    );
                 }
                 // Break the cycle: its members get no initial value (one error is
                 // enough), everything else goes on.
@@ -1017,7 +1380,11 @@ impl<'p> Lowerer<'p> {
                     sc.bind(name, None, Role::State, Some(*v), *span);
                     continue;
                 }
-                (_, Some(v)) => Some(Val { e: self.m.add(Expr::Read(*v)), u: *u, sp: *sp }),
+                (_, Some(v)) => Some(Val {
+                    e: self.m.add(Expr::Read(*v)),
+                    u: *u,
+                    sp: *sp,
+                }),
                 (_, None) => None,
             };
             sc.bind(name, val, *role, *var, *span);
@@ -1045,7 +1412,12 @@ impl<'p> Lowerer<'p> {
 
     fn target(&mut self, id: &Ident, sc: &Scope) -> Option<(VarId, Sp, U, Option<Val>)> {
         let Some(slot) = sc.names.get(&id.name) else {
-            let known: Vec<&str> = sc.names.iter().filter(|(_, s)| s.role == Role::State).map(|(n, _)| n.as_str()).collect();
+            let known: Vec<&str> = sc
+                .names
+                .iter()
+                .filter(|(_, s)| s.role == Role::State)
+                .map(|(n, _)| n.as_str())
+                .collect();
             let mut d = Diagnostic::error(id.span, format!("unknown name `{}`", id.name));
             if let Some(h) = did_you_mean(&id.name, known) {
                 d = d.with_note(h);
@@ -1088,8 +1460,11 @@ impl<'p> Lowerer<'p> {
             Stmt::Let { name, value, span } => {
                 if let Some(slot) = sc.names.get(&name.name) {
                     if slot.role != Role::Let {
-                        let d = Diagnostic::error(name.span, format!("`let {}` would hide a declared name", name.name))
-                            .with_secondary(slot.decl, "declared here");
+                        let d = Diagnostic::error(
+                            name.span,
+                            format!("`let {}` would hide a declared name", name.name),
+                        )
+                        .with_secondary(slot.decl, "declared here");
                         self.push(d);
                         return;
                     }
@@ -1099,15 +1474,32 @@ impl<'p> Lowerer<'p> {
                 if v.is_none() {
                     // Avoid a second error for every later use.
                     let z = self.zero();
-                    sc.bind(&name.name, Some(Val { e: z, u: None, sp: Sp::Global }), Role::Let, None, *span);
+                    sc.bind(
+                        &name.name,
+                        Some(Val {
+                            e: z,
+                            u: None,
+                            sp: Sp::Global,
+                        }),
+                        Role::Let,
+                        None,
+                        *span,
+                    );
                 }
             }
-            Stmt::Assign { target, op, value, span } => {
+            Stmt::Assign {
+                target,
+                op,
+                value,
+                span,
+            } => {
                 let Some((var, sp, u, cur)) = self.target(target, sc) else {
                     let _ = self.expr(value, sc);
                     return;
                 };
-                let Some(v) = self.expr(value, sc) else { return };
+                let Some(v) = self.expr(value, sc) else {
+                    return;
+                };
                 let old = if *op == AssignOp::Set && gate.is_none() {
                     None
                 } else {
@@ -1121,23 +1513,43 @@ impl<'p> Lowerer<'p> {
                 };
                 let want_u = if *op == AssignOp::Mul { Some(0) } else { u };
                 self.unit_eq(want_u, v.u, value.span, &format!("`{}` is", target.name));
-                let Some(new) = self.combine(*op, old, v, gate, *span, proj) else { return };
+                let Some(new) = self.combine(*op, old, v, gate, *span, proj) else {
+                    return;
+                };
                 self.assign(target, var, sp, u, new, sc, *span);
             }
             Stmt::Ode { .. } => self.odes(std::slice::from_ref(s), sc, inst, gate),
             Stmt::On { who, body, span } => {
                 let g = match (who.name.as_str(), proj) {
                     ("pre" | "post", Some(q)) => {
-                        let pop = if who.name == "pre" { self.m.projs[q].pre } else { self.m.projs[q].post };
-                        let out = Ident { name: "out".into(), span: who.span };
+                        let pop = if who.name == "pre" {
+                            self.m.projs[q].pre
+                        } else {
+                            self.m.projs[q].post
+                        };
+                        let out = Ident {
+                            name: "out".into(),
+                            span: who.span,
+                        };
                         self.pop_field(pop, &out, who.span, sc.phase)
-                            .map(|(e, u)| Val { e, u, sp: if who.name == "pre" { Sp::Pre } else { Sp::Post } })
+                            .map(|(e, u)| Val {
+                                e,
+                                u,
+                                sp: if who.name == "pre" { Sp::Pre } else { Sp::Post },
+                            })
                     }
                     _ => match sc.names.get(&who.name) {
                         Some(slot) if slot.role == Role::Spike => slot.val,
                         _ => {
-                            let what = if proj.is_some() { "`on pre` or `on post`" } else { "`on` followed by the model's spike name" };
-                            self.err(who.span, format!("`on {}` gates by a spike: use {what}", who.name));
+                            let what = if proj.is_some() {
+                                "`on pre` or `on post`"
+                            } else {
+                                "`on` followed by the model's spike name"
+                            };
+                            self.err(
+                                who.span,
+                                format!("`on {}` gates by a spike: use {what}", who.name),
+                            );
                             None
                         }
                     },
@@ -1145,7 +1557,11 @@ impl<'p> Lowerer<'p> {
                 let Some(g) = g else { return };
                 let g = match gate {
                     Some(outer) => match self.unify(&[outer, g], *span, proj) {
-                        Some((ops, sp)) => Val { e: self.m.mk_mul(ops[0], ops[1]), u: Some(0), sp },
+                        Some((ops, sp)) => Val {
+                            e: self.m.mk_mul(ops[0], ops[1]),
+                            u: Some(0),
+                            sp,
+                        },
                         None => return,
                     },
                     None => g,
@@ -1156,7 +1572,15 @@ impl<'p> Lowerer<'p> {
     }
 
     /// The new value of `x op= v`, gated by a spike `g` if given.
-    fn combine(&mut self, op: AssignOp, old: Option<Val>, v: Val, gate: Option<Val>, span: Span, proj: Option<ProjId>) -> Option<Val> {
+    fn combine(
+        &mut self,
+        op: AssignOp,
+        old: Option<Val>,
+        v: Val,
+        gate: Option<Val>,
+        span: Span,
+        proj: Option<ProjId>,
+    ) -> Option<Val> {
         let mut vals = vec![v];
         vals.extend(old);
         vals.extend(gate);
@@ -1181,12 +1605,25 @@ impl<'p> Lowerer<'p> {
             None => delta,
         };
         // Ungated x = v stays v (handled above); x op= v becomes x + delta.
-        let e = if op == AssignOp::Mul && g.is_none() { self.m.mk_mul(x, v) } else { self.m.mk_add(x, delta) };
+        let e = if op == AssignOp::Mul && g.is_none() {
+            self.m.mk_mul(x, v)
+        } else {
+            self.m.mk_add(x, delta)
+        };
         Some(Val { e, u: None, sp })
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn assign(&mut self, target: &Ident, var: VarId, sp: Sp, u: U, new: Val, sc: &mut Scope, span: Span) {
+    fn assign(
+        &mut self,
+        target: &Ident,
+        var: VarId,
+        sp: Sp,
+        u: U,
+        new: Val,
+        sc: &mut Scope,
+        span: Span,
+    ) {
         let proj = sc.proj;
         let Some(v) = self.coerce(new, sp, proj) else {
             let msg = format!(
@@ -1213,7 +1650,15 @@ impl<'p> Lowerer<'p> {
         // All right-hand sides first (a system steps together).
         let mut pending = Vec::new();
         for s in odes {
-            let Stmt::Ode { var, rhs, method, span } = s else { continue };
+            let Stmt::Ode {
+                var,
+                rhs,
+                method,
+                span,
+            } = s
+            else {
+                continue;
+            };
             let Some((v, sp, u, cur)) = self.target(var, sc) else {
                 let _ = self.expr(rhs, sc);
                 continue;
@@ -1224,7 +1669,9 @@ impl<'p> Lowerer<'p> {
             }) else {
                 continue;
             };
-            let Some(f) = self.expr(rhs, sc) else { continue };
+            let Some(f) = self.expr(rhs, sc) else {
+                continue;
+            };
             let want = u.map(|k| k - 1);
             if let (Some(w), Some(got)) = (want, f.u) {
                 if w != got {
@@ -1235,16 +1682,26 @@ impl<'p> Lowerer<'p> {
                         var.name,
                         unit_name(got)
                     );
-                    self.push(Diagnostic::error(rhs.span, msg).with_note("divide by a time constant, e.g. `(-v + I) / tau`"));
+                    self.push(
+                        Diagnostic::error(rhs.span, msg)
+                            .with_note("divide by a time constant, e.g. `(-v + I) / tau`"),
+                    );
                     continue;
                 }
             }
             let Some(f) = self.coerce(f, sp, proj) else {
-                let msg = format!("`{}` is {}, but its derivative is {}", var.name, self.sp_name(sp), self.sp_name(f.sp));
+                let msg = format!(
+                    "`{}` is {}, but its derivative is {}",
+                    var.name,
+                    self.sp_name(sp),
+                    self.sp_name(f.sp)
+                );
                 self.err(rhs.span, msg);
                 continue;
             };
-            let Some(x) = self.coerce(x, sp, proj) else { continue };
+            let Some(x) = self.coerce(x, sp, proj) else {
+                continue;
+            };
             pending.push((var.clone(), v, sp, u, x, f, method.clone(), *span));
         }
         let dt = self.m.constant(self.m.dt);
@@ -1266,7 +1723,15 @@ impl<'p> Lowerer<'p> {
         let _ = inst;
     }
 
-    fn integrate(&mut self, var: &Ident, x: ExprId, f: ExprId, method: Option<&Ident>, dt: ExprId, span: Span) -> ExprId {
+    fn integrate(
+        &mut self,
+        var: &Ident,
+        x: ExprId,
+        f: ExprId,
+        method: Option<&Ident>,
+        dt: ExprId,
+        span: Span,
+    ) -> ExprId {
         let euler = |m: &mut Module| {
             let step = m.mk_mul(dt, f);
             m.mk_add(x, step)
@@ -1309,7 +1774,10 @@ impl<'p> Lowerer<'p> {
                         "`d{}/dt` cannot be integrated exactly: it is not linear in `{}` with a constant coefficient",
                         var.name, var.name
                     );
-                    self.push(Diagnostic::error(span, msg).with_note("use `using exp_euler` or `using euler`"));
+                    self.push(
+                        Diagnostic::error(span, msg)
+                            .with_note("use `using exp_euler` or `using euler`"),
+                    );
                     "euler"
                 }
             }
@@ -1319,7 +1787,10 @@ impl<'p> Lowerer<'p> {
                 } else if cond_linear {
                     "exp_euler"
                 } else {
-                    let msg = format!("`d{}/dt` is not linear in `{}`: exponential Euler does not apply", var.name, var.name);
+                    let msg = format!(
+                        "`d{}/dt` is not linear in `{}`: exponential Euler does not apply",
+                        var.name, var.name
+                    );
                     self.push(Diagnostic::error(span, msg).with_note("use `using euler`"));
                     "euler"
                 }
@@ -1360,16 +1831,26 @@ impl<'p> Lowerer<'p> {
     fn surrogate(&mut self, s: Option<&ast::Call>, sc: &mut Scope) -> Surrogate {
         let Some(c) = s else {
             let (a, b) = (self.m.constant(1.0), self.m.constant(10.0));
-            return Surrogate { kind: SurrogateKind::FastSigmoid, a, b };
+            return Surrogate {
+                kind: SurrogateKind::FastSigmoid,
+                a,
+                b,
+            };
         };
-        let (kind, names, defaults): (SurrogateKind, [&str; 2], [f64; 2]) = match c.func.name.as_str() {
+        let (kind, names, defaults): (SurrogateKind, [&str; 2], [f64; 2]) = match c
+            .func
+            .name
+            .as_str()
+        {
             "fast_sigmoid" => (SurrogateKind::FastSigmoid, ["scale", "height"], [10.0, 1.0]),
             "triangle" => (SurrogateKind::Triangle, ["height", "width"], [0.3, 1.0]),
             "arctan" => (SurrogateKind::Arctan, ["scale", "height"], [1.0, 1.0]),
             other => {
                 let mut d = Diagnostic::error(
                     c.func.span,
-                    format!("unknown surrogate `{other}`: use `fast_sigmoid`, `triangle` or `arctan`"),
+                    format!(
+                        "unknown surrogate `{other}`: use `fast_sigmoid`, `triangle` or `arctan`"
+                    ),
                 );
                 if let Some(h) = did_you_mean(other, ["fast_sigmoid", "triangle", "arctan"]) {
                     d = d.with_note(h);
@@ -1380,7 +1861,10 @@ impl<'p> Lowerer<'p> {
         };
         let mut vals = [self.m.constant(defaults[0]), self.m.constant(defaults[1])];
         if c.args.len() > 2 {
-            self.err(c.span, format!("wrong arity: `{}` takes at most 2 arguments", c.func.name));
+            self.err(
+                c.span,
+                format!("wrong arity: `{}` takes at most 2 arguments", c.func.name),
+            );
         }
         for (i, a) in c.args.iter().enumerate().take(2) {
             let slot = match &a.name {
@@ -1388,7 +1872,15 @@ impl<'p> Lowerer<'p> {
                 Some(n) => match names.iter().position(|x| *x == n.name) {
                     Some(k) => k,
                     None => {
-                        self.err(n.span, format!("`{}` has no argument `{}`: use {}", c.func.name, n.name, names.join(", ")));
+                        self.err(
+                            n.span,
+                            format!(
+                                "`{}` has no argument `{}`: use {}",
+                                c.func.name,
+                                n.name,
+                                names.join(", ")
+                            ),
+                        );
                         continue;
                     }
                 },
@@ -1403,22 +1895,51 @@ impl<'p> Lowerer<'p> {
         }
         // Internal order: a = height, b = scale/width.
         match kind {
-            SurrogateKind::Triangle => Surrogate { kind, a: vals[0], b: vals[1] },
-            _ => Surrogate { kind, a: vals[1], b: vals[0] },
+            SurrogateKind::Triangle => Surrogate {
+                kind,
+                a: vals[0],
+                b: vals[1],
+            },
+            _ => Surrogate {
+                kind,
+                a: vals[1],
+                b: vals[0],
+            },
         }
     }
 
     /// Lowers one population's update; `currents` are the summed inputs by name.
-    fn neuron_step(&mut self, pop: PopId, model: &ast::Model, inst: &Inst, currents: &HashMap<String, Val>) {
+    fn neuron_step(
+        &mut self,
+        pop: PopId,
+        model: &ast::Model,
+        inst: &Inst,
+        currents: &HashMap<String, Val>,
+    ) {
         let mut sc = self.scope_of(inst, Phase::After, None);
         for name in &inst.inputs {
-            let v = currents.get(name).copied().unwrap_or_else(|| Val { e: self.m.constant(0.0), u: None, sp: Sp::Global });
+            let v = currents.get(name).copied().unwrap_or_else(|| Val {
+                e: self.m.constant(0.0),
+                u: None,
+                sp: Sp::Global,
+            });
             if let Some(slot) = sc.names.get_mut(name) {
                 slot.val = Some(v);
             }
         }
-        let before: HashMap<String, Option<Val>> = sc.names.iter().map(|(k, s)| (k.clone(), s.val)).collect();
-        let stmts: Vec<Stmt> = model.members.iter().filter_map(|m| if let Member::Stmt(s) = m { Some(s.clone()) } else { None }).collect();
+        let before: HashMap<String, Option<Val>> =
+            sc.names.iter().map(|(k, s)| (k.clone(), s.val)).collect();
+        let stmts: Vec<Stmt> = model
+            .members
+            .iter()
+            .filter_map(|m| {
+                if let Member::Stmt(s) = m {
+                    Some(s.clone())
+                } else {
+                    None
+                }
+            })
+            .collect();
         self.stmts(&stmts, &mut sc, inst, None);
         // Refractoriness: hold states while the counter runs; no spike.
         // Active while more than half a step remains, so a period of k steps holds
@@ -1433,7 +1954,11 @@ impl<'p> Lowerer<'p> {
                 if *role != Role::State {
                     continue;
                 }
-                let (Some(Some(old)), Some(new)) = (before.get(name), sc.names.get(name).and_then(|s| s.val)) else { continue };
+                let (Some(Some(old)), Some(new)) =
+                    (before.get(name), sc.names.get(name).and_then(|s| s.val))
+                else {
+                    continue;
+                };
                 if old.e == new.e {
                     continue;
                 }
@@ -1446,7 +1971,13 @@ impl<'p> Lowerer<'p> {
             }
         }
         // Spike.
-        let spike_decl = model.members.iter().find_map(|m| if let Member::Spike(s) = m { Some(s) } else { None });
+        let spike_decl = model.members.iter().find_map(|m| {
+            if let Member::Spike(s) = m {
+                Some(s)
+            } else {
+                None
+            }
+        });
         let mut z_new = None;
         if let (Some(s), Some((zname, zvar))) = (spike_decl, inst.spike.clone()) {
             let l = self.expr(&s.lhs, &mut sc);
@@ -1461,8 +1992,22 @@ impl<'p> Lowerer<'p> {
                         CmpOp::Lt => (self.m.mk_sub(ops[1], ops[0]), false),
                         CmpOp::Le => (self.m.mk_sub(ops[1], ops[0]), true),
                     };
-                    let u = self.coerce(Val { e: u, u: None, sp: Sp::Global }, Sp::Pop(pop), None).map_or(u, |v| v.e);
-                    let mut z = self.m.add(Expr::Spike { arg: u, inclusive, surrogate });
+                    let u = self
+                        .coerce(
+                            Val {
+                                e: u,
+                                u: None,
+                                sp: Sp::Global,
+                            },
+                            Sp::Pop(pop),
+                            None,
+                        )
+                        .map_or(u, |v| v.e);
+                    let mut z = self.m.add(Expr::Spike {
+                        arg: u,
+                        inclusive,
+                        surrogate,
+                    });
                     if ir::Space::Global == self.m.space(z) {
                         // A condition of constants only: make it per neuron anyway.
                         let _ = z;
@@ -1474,7 +2019,11 @@ impl<'p> Lowerer<'p> {
                     }
                     z_new = Some(z);
                     if let Some(slot) = sc.names.get_mut(&zname) {
-                        slot.val = Some(Val { e: z, u: Some(0), sp: Sp::Pop(pop) });
+                        slot.val = Some(Val {
+                            e: z,
+                            u: Some(0),
+                            sp: Sp::Pop(pop),
+                        });
                     }
                     self.finals.insert(zvar, z);
                 }
@@ -1485,10 +2034,16 @@ impl<'p> Lowerer<'p> {
             if let Member::Reset(body, span) = m {
                 match z_new {
                     Some(z) => {
-                        let g = Val { e: z, u: Some(0), sp: Sp::Pop(pop) };
+                        let g = Val {
+                            e: z,
+                            u: Some(0),
+                            sp: Sp::Pop(pop),
+                        };
                         self.stmts(body, &mut sc, inst, Some(g));
                     }
-                    None if inst.spike.is_none() => self.err(*span, "`reset` needs a `spike` declaration"),
+                    None if inst.spike.is_none() => {
+                        self.err(*span, "`reset` needs a `spike` declaration")
+                    }
                     None => {}
                 }
             }
@@ -1528,7 +2083,11 @@ impl<'p> Lowerer<'p> {
                 table.insert(name.clone(), (v.e, v.u));
             }
         }
-        let out = inst.spike.as_ref().map(|(n, _)| n.clone()).or_else(|| inst.output.clone());
+        let out = inst
+            .spike
+            .as_ref()
+            .map(|(n, _)| n.clone())
+            .or_else(|| inst.output.clone());
         if let Some(o) = out {
             if let Some(&v) = table.get(&o) {
                 table.insert("out".into(), v);
@@ -1540,7 +2099,9 @@ impl<'p> Lowerer<'p> {
     /// Applies clips and records the final value of every state of an instance.
     fn finish_states(&mut self, inst: &Inst, sc: &mut Scope, proj: Option<ProjId>) {
         for (name, role, var, u, sp, _) in &inst.decls {
-            let (Role::State, Some(var)) = (role, var) else { continue };
+            let (Role::State, Some(var)) = (role, var) else {
+                continue;
+            };
             let Some(mut v) = sc.names.get(name).and_then(|s| s.val) else {
                 let z = self.zero();
                 self.finals.insert(*var, z);
@@ -1573,7 +2134,13 @@ impl<'p> Lowerer<'p> {
     // ------------------------------------------------------------ rule step
 
     fn rule_weight(&mut self, proj: ProjId, model: &ast::Model, inst: &Inst) -> Option<Val> {
-        let w = model.members.iter().find_map(|m| if let Member::Weight(e) = m { Some(e) } else { None })?;
+        let w = model.members.iter().find_map(|m| {
+            if let Member::Weight(e) = m {
+                Some(e)
+            } else {
+                None
+            }
+        })?;
         let mut sc = self.scope_of(inst, Phase::Start, Some(proj));
         for (name, span) in &inst.modulators {
             sc.bind(name, None, Role::Modulator, None, *span);
@@ -1588,23 +2155,54 @@ impl<'p> Lowerer<'p> {
         Some(v)
     }
 
-    fn rule_step(&mut self, proj: ProjId, model: &ast::Model, inst: &Inst, mods: &HashMap<String, Val>) {
+    fn rule_step(
+        &mut self,
+        proj: ProjId,
+        model: &ast::Model,
+        inst: &Inst,
+        mods: &HashMap<String, Val>,
+    ) {
         let mut sc = self.scope_of(inst, Phase::After, Some(proj));
         for (name, span) in &inst.modulators {
             sc.bind(name, mods.get(name).copied(), Role::Modulator, None, *span);
             if !mods.contains_key(name) {
                 let z = self.zero();
-                sc.bind(name, Some(Val { e: z, u: None, sp: Sp::Global }), Role::Modulator, None, *span);
+                sc.bind(
+                    name,
+                    Some(Val {
+                        e: z,
+                        u: None,
+                        sp: Sp::Global,
+                    }),
+                    Role::Modulator,
+                    None,
+                    *span,
+                );
             }
         }
-        let stmts: Vec<Stmt> = model.members.iter().filter_map(|m| if let Member::Stmt(s) = m { Some(s.clone()) } else { None }).collect();
+        let stmts: Vec<Stmt> = model
+            .members
+            .iter()
+            .filter_map(|m| {
+                if let Member::Stmt(s) = m {
+                    Some(s.clone())
+                } else {
+                    None
+                }
+            })
+            .collect();
         self.stmts(&stmts, &mut sc, inst, None);
         self.finish_states(inst, &mut sc, Some(proj));
     }
 
     fn finish(mut self) -> Result<(Module, Vec<Diagnostic>), Vec<Diagnostic>> {
-        let states: Vec<VarId> =
-            self.m.vars.iter().filter(|(_, v)| matches!(v.kind, VarKind::State { .. })).map(|(h, _)| h).collect();
+        let states: Vec<VarId> = self
+            .m
+            .vars
+            .iter()
+            .filter(|(_, v)| matches!(v.kind, VarKind::State { .. }))
+            .map(|(h, _)| h)
+            .collect();
         for v in states {
             let e = match self.finals.get(&v) {
                 Some(&e) => e,
@@ -1612,7 +2210,8 @@ impl<'p> Lowerer<'p> {
             };
             self.m.updates.push((v, e));
         }
-        let (errors, warnings): (Vec<_>, Vec<_>) = self.diags.into_iter().partition(|d| d.is_error());
+        let (errors, warnings): (Vec<_>, Vec<_>) =
+            self.diags.into_iter().partition(|d| d.is_error());
         if errors.is_empty() {
             Ok((self.m, warnings))
         } else {
@@ -1622,7 +2221,17 @@ impl<'p> Lowerer<'p> {
 }
 
 fn span_of_output(model: &ast::Model) -> Span {
-    model.members.iter().find_map(|m| if let Member::Output(i) = m { Some(i.span) } else { None }).unwrap_or(model.span)
+    model
+        .members
+        .iter()
+        .find_map(|m| {
+            if let Member::Output(i) = m {
+                Some(i.span)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(model.span)
 }
 
 fn collect_names(e: &ast::Expr, out: &mut Vec<String>) {
@@ -1645,7 +2254,10 @@ fn collect_names(e: &ast::Expr, out: &mut Vec<String>) {
 
 /// Checks a model on its own: a neuron as a population of one, a rule between two
 /// stand-in populations whose every variable is an input. Returns warnings.
-pub(crate) fn lower_model_alone(prog: &Program, model: &ast::Model) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
+pub(crate) fn lower_model_alone(
+    prog: &Program,
+    model: &ast::Model,
+) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
     lower_model_module(prog, model).map(|(_, w)| w)
 }
 
@@ -1661,7 +2273,10 @@ pub fn lower_model(prog: &Program, name: &str) -> Result<Module, Vec<Diagnostic>
     }
 }
 
-fn lower_model_module(prog: &Program, model: &ast::Model) -> Result<(Module, Vec<Diagnostic>), Vec<Diagnostic>> {
+fn lower_model_module(
+    prog: &Program,
+    model: &ast::Model,
+) -> Result<(Module, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut lw = Lowerer::new(prog, &model.name.name, 1.0);
     match model.kind {
         ModelKind::Neuron => {
@@ -1670,9 +2285,21 @@ fn lower_model_module(prog: &Program, model: &ast::Model) -> Result<(Module, Vec
             lw.insts[pop.index()] = inst.clone();
             let mut currents = HashMap::new();
             for name in &inst.inputs {
-                let var = lw.add_var(format!("self.{name}"), ir::Space::Pop(pop), VarKind::Input, 0);
+                let var = lw.add_var(
+                    format!("self.{name}"),
+                    ir::Space::Pop(pop),
+                    VarKind::Input,
+                    0,
+                );
                 let e = lw.m.add(Expr::Read(var));
-                currents.insert(name.clone(), Val { e, u: None, sp: Sp::Pop(pop) });
+                currents.insert(
+                    name.clone(),
+                    Val {
+                        e,
+                        u: None,
+                        sp: Sp::Pop(pop),
+                    },
+                );
             }
             lw.neuron_step(pop, model, &inst, &currents);
         }
@@ -1681,7 +2308,13 @@ fn lower_model_module(prog: &Program, model: &ast::Model) -> Result<(Module, Vec
             let post = lw.add_pop("post", 1, None);
             lw.open.insert(pre);
             lw.open.insert(post);
-            let q = lw.m.projs.push(Proj { name: "self".into(), pre, post, rule: model.name.name.clone(), conn: Connectivity::Dense });
+            let q = lw.m.projs.push(Proj {
+                name: "self".into(),
+                pre,
+                post,
+                rule: model.name.name.clone(),
+                conn: Connectivity::Dense,
+            });
             let inst = lw.declare(model, "self", None, Some(q), &[]);
             lw.proj_insts.push(inst.clone());
             lw.rule_weight(q, model, &inst);
@@ -1689,7 +2322,14 @@ fn lower_model_module(prog: &Program, model: &ast::Model) -> Result<(Module, Vec
             for (name, _) in &inst.modulators {
                 let var = lw.add_var(format!("self.{name}"), ir::Space::Global, VarKind::Input, 0);
                 let e = lw.m.add(Expr::Read(var));
-                mods.insert(name.clone(), Val { e, u: None, sp: Sp::Global });
+                mods.insert(
+                    name.clone(),
+                    Val {
+                        e,
+                        u: None,
+                        sp: Sp::Global,
+                    },
+                );
             }
             lw.rule_step(q, model, &inst, &mods);
         }
@@ -1723,7 +2363,10 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
     let mut names: HashMap<String, Span> = HashMap::new();
     let mut dup = |lw: &mut Lowerer, id: &Ident| {
         if let Some(prev) = names.insert(id.name.clone(), id.span) {
-            lw.push(Diagnostic::error(id.span, format!("`{}` is declared twice", id.name)).with_secondary(prev, "first declared here"));
+            lw.push(
+                Diagnostic::error(id.span, format!("`{}` is declared twice", id.name))
+                    .with_secondary(prev, "first declared here"),
+            );
         }
     };
     // Populations (and inputs), in order.
@@ -1733,30 +2376,59 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
             NetMember::Input { name, size, .. } => {
                 dup(&mut lw, name);
                 let p = lw.add_pop(&name.name, *size, None);
-                let var = lw.add_var(format!("{}.out", name.name), ir::Space::Pop(p), VarKind::Input, 0);
+                let var = lw.add_var(
+                    format!("{}.out", name.name),
+                    ir::Space::Pop(p),
+                    VarKind::Input,
+                    0,
+                );
                 lw.m.pops[p].out = Some(var);
                 let e = lw.m.add(Expr::Read(var));
                 lw.pop_start[p.index()].insert("out".into(), (e, Some(0)));
                 lw.pop_new[p.index()].insert("out".into(), (e, Some(0)));
                 pop_models.push(None);
             }
-            NetMember::Population { name, model, size, args, .. } => {
+            NetMember::Population {
+                name,
+                model,
+                size,
+                args,
+                ..
+            } => {
                 dup(&mut lw, name);
                 let found = prog.model(&model.name);
                 let p = lw.add_pop(&name.name, *size, Some(model.name.clone()));
                 match found {
-                    Some(md) if md.kind == ModelKind::Neuron => pop_models.push(Some((md, args.clone()))),
+                    Some(md) if md.kind == ModelKind::Neuron => {
+                        pop_models.push(Some((md, args.clone())))
+                    }
                     Some(_) => {
-                        lw.err(model.span, format!("`{}` is a synapse rule, but a population needs a neuron model", model.name));
+                        lw.err(
+                            model.span,
+                            format!(
+                                "`{}` is a synapse rule, but a population needs a neuron model",
+                                model.name
+                            ),
+                        );
                         pop_models.push(None);
                     }
                     None => {
-                        let neurons: Vec<&str> = prog.model_order.iter().filter(|n| prog.models[*n].kind == ModelKind::Neuron).map(String::as_str).collect();
-                        let mut d = Diagnostic::error(model.span, format!("unknown neuron model `{}`", model.name));
+                        let neurons: Vec<&str> = prog
+                            .model_order
+                            .iter()
+                            .filter(|n| prog.models[*n].kind == ModelKind::Neuron)
+                            .map(String::as_str)
+                            .collect();
+                        let mut d = Diagnostic::error(
+                            model.span,
+                            format!("unknown neuron model `{}`", model.name),
+                        );
                         if let Some(h) = did_you_mean(&model.name, neurons.iter().copied()) {
                             d = d.with_note(h);
                         } else if neurons.is_empty() {
-                            d = d.with_note("no neuron model is defined: `import` the file that defines it");
+                            d = d.with_note(
+                                "no neuron model is defined: `import` the file that defines it",
+                            );
                         }
                         lw.push(d);
                         pop_models.push(None);
@@ -1779,7 +2451,11 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                 start.insert(name.clone(), (lw.m.add(Expr::Read(*v)), *u));
             }
         }
-        let out = inst.spike.as_ref().map(|(n, _)| n.clone()).or_else(|| inst.output.clone());
+        let out = inst
+            .spike
+            .as_ref()
+            .map(|(n, _)| n.clone())
+            .or_else(|| inst.output.clone());
         if let Some(o) = &out {
             if let Some(&v) = start.get(o) {
                 start.insert("out".into(), v);
@@ -1790,7 +2466,11 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
         lw.insts[i] = inst;
     }
     let pop_by_name = |lw: &mut Lowerer, id: &Ident| -> Option<PopId> {
-        let found = lw.m.pops.iter().find(|(_, p)| p.name == id.name).map(|(h, _)| h);
+        let found =
+            lw.m.pops
+                .iter()
+                .find(|(_, p)| p.name == id.name)
+                .map(|(h, _)| h);
         if found.is_none() {
             let names: Vec<String> = lw.m.pops.iter().map(|(_, p)| p.name.clone()).collect();
             let mut d = Diagnostic::error(id.span, format!("unknown population `{}`", id.name));
@@ -1814,12 +2494,35 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
             };
             let var = lw.add_var(name.name.clone(), space, VarKind::Input, 0);
             let e = lw.m.add(Expr::Read(var));
-            lw.net_names.insert(name.name.clone(), Slot { val: Some(Val { e, u: None, sp }), role: Role::Input, var: Some(var), decl: *span });
+            lw.net_names.insert(
+                name.name.clone(),
+                Slot {
+                    val: Some(Val { e, u: None, sp }),
+                    role: Role::Input,
+                    var: Some(var),
+                    decl: *span,
+                },
+            );
         }
     }
-    let net_params: Vec<&ast::ParamDecl> = net.members.iter().filter_map(|m| if let NetMember::Param(p) = m { Some(p) } else { None }).collect();
+    let net_params: Vec<&ast::ParamDecl> = net
+        .members
+        .iter()
+        .filter_map(|m| {
+            if let NetMember::Param(p) = m {
+                Some(p)
+            } else {
+                None
+            }
+        })
+        .collect();
     {
-        let order = lw.param_order(&net_params.iter().map(|p| (p.name.clone(), p.init.clone())).collect::<Vec<_>>());
+        let order = lw.param_order(
+            &net_params
+                .iter()
+                .map(|p| (p.name.clone(), p.init.clone()))
+                .collect::<Vec<_>>(),
+        );
         let mut sc = Scope::new(Phase::Init, None);
         for i in order {
             let p = net_params[i];
@@ -1831,17 +2534,38 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                     None => continue,
                 },
             };
-            let (init, u) =
-                if lw.cyclic.contains(&p.name.name) { (ir::Init::Expr(lw.zero()), None) } else { lw.lower_init(&p.init, &mut sc, sp, None) };
+            let (init, u) = if lw.cyclic.contains(&p.name.name) {
+                (ir::Init::Expr(lw.zero()), None)
+            } else {
+                lw.lower_init(&p.init, &mut sc, sp, None)
+            };
             let bounds = p.bounds.as_ref().and_then(|(lo, hi)| {
                 let l = lw.const_expr(lo, &mut sc, u)?;
                 let h = lw.const_expr(hi, &mut sc, u)?;
                 Some((l, h))
             });
             let space = lw.ir_space(sp, None);
-            let var = lw.add_var(p.name.name.clone(), space, VarKind::Param { learn: p.learn, init, bounds }, u.unwrap_or(0));
+            let var = lw.add_var(
+                p.name.name.clone(),
+                space,
+                VarKind::Param {
+                    learn: p.learn,
+                    init,
+                    bounds,
+                },
+                u.unwrap_or(0),
+            );
             let e = lw.m.add(Expr::Read(var));
-            let slot = Slot { val: Some(Val { e, u: Some(u.unwrap_or(0)), sp }), role: Role::Param, var: Some(var), decl: p.span };
+            let slot = Slot {
+                val: Some(Val {
+                    e,
+                    u: Some(u.unwrap_or(0)),
+                    sp,
+                }),
+                role: Role::Param,
+                var: Some(var),
+                decl: p.span,
+            };
             sc.names.insert(p.name.name.clone(), slot.clone());
             lw.net_names.insert(p.name.name.clone(), slot);
         }
@@ -1849,24 +2573,44 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
     for m in &net.members {
         if let NetMember::Modulator { name, value, span } = m {
             dup(&mut lw, name);
-            lw.net_mods.insert(name.name.clone(), (value.clone(), *span));
+            lw.net_mods
+                .insert(name.name.clone(), (value.clone(), *span));
         }
     }
     // Projections: variables and weights.
     let mut projs: Vec<(ProjId, &ast::Projection, &ast::Model)> = Vec::new();
     for m in &net.members {
-        let NetMember::Projection(pj) = m else { continue };
+        let NetMember::Projection(pj) = m else {
+            continue;
+        };
         dup(&mut lw, &pj.name);
-        let (pre, post) = (pop_by_name(&mut lw, &pj.pre), pop_by_name(&mut lw, &pj.post));
+        let (pre, post) = (
+            pop_by_name(&mut lw, &pj.pre),
+            pop_by_name(&mut lw, &pj.post),
+        );
         let rule = match prog.model(&pj.rule.name) {
             Some(r) if r.kind == ModelKind::Synapse => Some(r),
             Some(_) => {
-                lw.err(pj.rule.span, format!("`{}` is a neuron model, but a projection needs a synapse rule", pj.rule.name));
+                lw.err(
+                    pj.rule.span,
+                    format!(
+                        "`{}` is a neuron model, but a projection needs a synapse rule",
+                        pj.rule.name
+                    ),
+                );
                 None
             }
             None => {
-                let rules: Vec<&str> = prog.model_order.iter().filter(|n| prog.models[*n].kind == ModelKind::Synapse).map(String::as_str).collect();
-                let mut d = Diagnostic::error(pj.rule.span, format!("unknown synapse rule `{}`", pj.rule.name));
+                let rules: Vec<&str> = prog
+                    .model_order
+                    .iter()
+                    .filter(|n| prog.models[*n].kind == ModelKind::Synapse)
+                    .map(String::as_str)
+                    .collect();
+                let mut d = Diagnostic::error(
+                    pj.rule.span,
+                    format!("unknown synapse rule `{}`", pj.rule.name),
+                );
                 if let Some(h) = did_you_mean(&pj.rule.name, rules.iter().copied()) {
                     d = d.with_note(h);
                 }
@@ -1874,9 +2618,17 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                 None
             }
         };
-        let (Some(pre), Some(post), Some(rule)) = (pre, post, rule) else { continue };
+        let (Some(pre), Some(post), Some(rule)) = (pre, post, rule) else {
+            continue;
+        };
         if lw.m.pops[post].model.is_none() {
-            lw.err(pj.post.span, format!("`{}` is an input: it cannot receive a projection", pj.post.name));
+            lw.err(
+                pj.post.span,
+                format!(
+                    "`{}` is an input: it cannot receive a projection",
+                    pj.post.name
+                ),
+            );
             continue;
         }
         let conn = match &pj.connect {
@@ -1885,13 +2637,18 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                 ("dense", 0) => Connectivity::Dense,
                 ("dense_no_self", 0) => {
                     if pre != post {
-                        lw.err(c.span, "`dense_no_self` needs the same population at both ends");
+                        lw.err(
+                            c.span,
+                            "`dense_no_self` needs the same population at both ends",
+                        );
                     }
                     Connectivity::DenseNoSelf
                 }
                 ("random", 1) => {
                     let mut sc = Scope::new(Phase::Init, None);
-                    let p = lw.expr(&c.args[0].value, &mut sc).and_then(|v| lw.m.as_const(v.e));
+                    let p = lw
+                        .expr(&c.args[0].value, &mut sc)
+                        .and_then(|v| lw.m.as_const(v.e));
                     if let Some(n) = &c.args[0].name {
                         if n.name != "p" {
                             lw.err(n.span, "`random` has one argument, `p`");
@@ -1900,7 +2657,10 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                     match p {
                         Some(p) if (0.0..=1.0).contains(&p) => Connectivity::Random { p },
                         _ => {
-                            lw.err(c.args[0].value.span, "`random(p)` needs a probability between 0 and 1");
+                            lw.err(
+                                c.args[0].value.span,
+                                "`random(p)` needs a probability between 0 and 1",
+                            );
                             Connectivity::Dense
                         }
                     }
@@ -1918,7 +2678,13 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                 }
             },
         };
-        let q = lw.m.projs.push(Proj { name: pj.name.name.clone(), pre, post, rule: rule.name.name.clone(), conn });
+        let q = lw.m.projs.push(Proj {
+            name: pj.name.name.clone(),
+            pre,
+            post,
+            rule: rule.name.name.clone(),
+            conn,
+        });
         let overrides: Vec<NetArg> = pj
             .args
             .iter()
@@ -1935,7 +2701,13 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
         if let Some(w) = lw.rule_weight(q, rule, &inst) {
             weights.insert(q, w);
         } else if !rule.members.iter().any(|m| matches!(m, Member::Weight(_))) {
-            lw.diags.push(Diagnostic::warning(pj.span, format!("rule `{}` has no `weight`: this projection transmits nothing", rule.name.name)));
+            lw.diags.push(Diagnostic::warning(
+                pj.span,
+                format!(
+                    "rule `{}` has no `weight`: this projection transmits nothing",
+                    rule.name.name
+                ),
+            ));
         }
     }
     // Populations update in order.
@@ -1948,12 +2720,19 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
             if lw.m.projs[q].post != p {
                 continue;
             }
-            let Some(w) = weights.get(&q).copied() else { continue };
+            let Some(w) = weights.get(&q).copied() else {
+                continue;
+            };
             let target = match &pj.target {
                 Some(t) => {
                     if !inst.inputs.contains(&t.name) {
-                        let mut d = Diagnostic::error(t.span, format!("`{}` has no input `{}`", md.name.name, t.name));
-                        if let Some(h) = did_you_mean(&t.name, inst.inputs.iter().map(String::as_str)) {
+                        let mut d = Diagnostic::error(
+                            t.span,
+                            format!("`{}` has no input `{}`", md.name.name, t.name),
+                        );
+                        if let Some(h) =
+                            did_you_mean(&t.name, inst.inputs.iter().map(String::as_str))
+                        {
                             d = d.with_note(h);
                         } else {
                             d = d.with_note(format!("its inputs: {}", inst.inputs.join(", ")));
@@ -1966,15 +2745,31 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                 None => match inst.inputs.first() {
                     Some(n) => n.clone(),
                     None => {
-                        lw.err(pj.post.span, format!("`{}` has no `input`: it cannot receive a projection", md.name.name));
+                        lw.err(
+                            pj.post.span,
+                            format!(
+                                "`{}` has no `input`: it cannot receive a projection",
+                                md.name.name
+                            ),
+                        );
                         continue;
                     }
                 },
             };
             let pre = lw.m.projs[q].pre;
-            let table = if lw.m.pops[pre].model.is_none() || pre.index() < i { &lw.pop_new } else { &lw.pop_start };
+            let table = if lw.m.pops[pre].model.is_none() || pre.index() < i {
+                &lw.pop_new
+            } else {
+                &lw.pop_start
+            };
             let Some(&(out, _)) = table[pre.index()].get("out") else {
-                lw.err(pj.pre.span, format!("population `{}` has no output to transmit (no `spike` and no `output`)", pj.pre.name));
+                lw.err(
+                    pj.pre.span,
+                    format!(
+                        "population `{}` has no output to transmit (no `spike` and no `output`)",
+                        pj.pre.name
+                    ),
+                );
                 continue;
             };
             let b = lw.m.add(Expr::Bcast(q, Side::Pre, out));
@@ -1984,13 +2779,27 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                 prod = lw.m.add(Expr::Bcast(q, Side::Pre, prod));
             }
             let sum = lw.m.add(Expr::SumPre(q, prod));
-            let entry = currents.entry(target).or_insert(Val { e: lw.m.constant(0.0), u: None, sp: Sp::Pop(p) });
+            let entry = currents.entry(target).or_insert(Val {
+                e: lw.m.constant(0.0),
+                u: None,
+                sp: Sp::Pop(p),
+            });
             entry.e = lw.m.mk_add(entry.e, sum);
         }
         lw.neuron_step(p, md, &inst, &currents);
     }
     // Modulators (all of them, so every error is reported), then rules.
-    let mod_names: Vec<String> = net.members.iter().filter_map(|m| if let NetMember::Modulator { name, .. } = m { Some(name.name.clone()) } else { None }).collect();
+    let mod_names: Vec<String> = net
+        .members
+        .iter()
+        .filter_map(|m| {
+            if let NetMember::Modulator { name, .. } = m {
+                Some(name.name.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
     for n in &mod_names {
         let span = lw.net_mods[n].1;
         lw.net_name(n, span);
@@ -2001,18 +2810,29 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
         for (mname, mspan) in &inst.modulators {
             let Some(arg) = pj.args.iter().find(|a| &a.name.name == mname) else {
                 lw.push(
-                    Diagnostic::error(pj.span, format!("rule `{}` needs the modulator `{mname}`: bind it with `{mname} = ...`", rule.name.name))
-                        .with_secondary(*mspan, "declared here"),
+                    Diagnostic::error(
+                        pj.span,
+                        format!(
+                            "rule `{}` needs the modulator `{mname}`: bind it with `{mname} = ...`",
+                            rule.name.name
+                        ),
+                    )
+                    .with_secondary(*mspan, "declared here"),
                 );
                 continue;
             };
             let ast::Init::Expr(e) = &arg.init else {
-                lw.err(arg.name.span, format!("bind the modulator `{mname}` with `=` to a network expression"));
+                lw.err(
+                    arg.name.span,
+                    format!("bind the modulator `{mname}` with `=` to a network expression"),
+                );
                 continue;
             };
             let mut sc = Scope::new(Phase::After, None);
             sc.net = true;
-            let Some(v) = lw.expr(e, &mut sc) else { continue };
+            let Some(v) = lw.expr(e, &mut sc) else {
+                continue;
+            };
             let (pre, post) = (lw.m.projs[q].pre, lw.m.projs[q].post);
             let sp = match v.sp {
                 Sp::Global => Sp::Global,
@@ -2034,27 +2854,38 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
     }
     // Readouts.
     for m in &net.members {
-        let NetMember::Readout(paths, _) = m else { continue };
+        let NetMember::Readout(paths, _) = m else {
+            continue;
+        };
         for path in paths {
             let full: Vec<&str> = path.iter().map(|i| i.name.as_str()).collect();
             let span = path[0].span.to(path[path.len() - 1].span);
             let qual = full.join(".");
             let var = if path.len() == 2 && path[1].name == "out" {
-                lw.m.pops.iter().find(|(_, p)| p.name == path[0].name).and_then(|(_, p)| p.out)
+                lw.m.pops
+                    .iter()
+                    .find(|(_, p)| p.name == path[0].name)
+                    .and_then(|(_, p)| p.out)
             } else {
                 lw.m.var_by_name(&qual)
             };
             match var {
-                Some(v) if !matches!(lw.m.vars[v].kind, VarKind::Param { .. }) => lw.m.readouts.push((qual, v)),
+                Some(v) if !matches!(lw.m.vars[v].kind, VarKind::Param { .. }) => {
+                    lw.m.readouts.push((qual, v))
+                }
                 _ => {
-                    let names: Vec<String> = lw
-                        .m
-                        .vars
-                        .iter()
-                        .filter(|(_, v)| matches!(v.kind, VarKind::State { .. }))
-                        .map(|(_, v)| v.name.clone())
-                        .collect();
-                    let mut d = Diagnostic::error(span, format!("unknown readout `{qual}`: a readout names a state such as `out.y`"));
+                    let names: Vec<String> =
+                        lw.m.vars
+                            .iter()
+                            .filter(|(_, v)| matches!(v.kind, VarKind::State { .. }))
+                            .map(|(_, v)| v.name.clone())
+                            .collect();
+                    let mut d = Diagnostic::error(
+                        span,
+                        format!(
+                            "unknown readout `{qual}`: a readout names a state such as `out.y`"
+                        ),
+                    );
                     if let Some(h) = did_you_mean(&qual, names.iter().map(String::as_str)) {
                         d = d.with_note(h);
                     }

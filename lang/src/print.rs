@@ -38,7 +38,8 @@
 use std::fmt;
 
 use crate::ir::{
-    BinOp, Connectivity, Expr, ExprId, Init, Module, PopId, ProjId, Side, Space, SurrogateKind, UnOp, VarId, VarKind,
+    BinOp, Connectivity, Expr, ExprId, Init, Module, PopId, ProjId, Side, Space, SurrogateKind,
+    UnOp, VarId, VarKind,
 };
 
 /// A number in a form that parses back to the same f64: Rust's shortest round-trip
@@ -167,7 +168,11 @@ fn node_text(m: &Module, n: &Numbering, e: &Expr) -> String {
         Expr::Unary(op, a) => format!("{} {}", unop_name(*op), r(*a)),
         Expr::Binary(op, a, b) => format!("{} {} {}", binop_name(*op), r(*a), r(*b)),
         Expr::Clip(x, lo, hi) => format!("clip {} {} {}", r(*x), r(*lo), r(*hi)),
-        Expr::Spike { arg, inclusive, surrogate } => format!(
+        Expr::Spike {
+            arg,
+            inclusive,
+            surrogate,
+        } => format!(
             "spike {} {} 0 {}({}, {})",
             r(*arg),
             if *inclusive { ">=" } else { ">" },
@@ -175,12 +180,17 @@ fn node_text(m: &Module, n: &Numbering, e: &Expr) -> String {
             r(surrogate.a),
             r(surrogate.b)
         ),
-        Expr::Bcast(q, side, a) => format!("bcast.{} {} {}", side_name(*side), proj_name(m, *q), r(*a)),
+        Expr::Bcast(q, side, a) => {
+            format!("bcast.{} {} {}", side_name(*side), proj_name(m, *q), r(*a))
+        }
         Expr::SumPre(q, a) => format!("sum.pre {} {}", proj_name(m, *q), r(*a)),
         Expr::SumPost(q, a) => format!("sum.post {} {}", proj_name(m, *q), r(*a)),
         Expr::SumPop(p, a) => format!("sum.pop {} {}", pop_name(m, *p), r(*a)),
         Expr::Hole(name, args) => {
-            format!("hole ?{name}({})", args.iter().map(|&a| r(a)).collect::<Vec<_>>().join(", "))
+            format!(
+                "hole ?{name}({})",
+                args.iter().map(|&a| r(a)).collect::<Vec<_>>().join(", ")
+            )
         }
     }
 }
@@ -202,7 +212,13 @@ impl fmt::Display for Module {
         let n = Numbering::new(m);
         writeln!(f, "module {} (dt = {} ms)", m.name, fmt_num(m.dt))?;
         for (_, pop) in m.pops.iter() {
-            write!(f, "pop {}[{}] {}", pop.name, pop.size, pop.model.as_deref().unwrap_or("input"))?;
+            write!(
+                f,
+                "pop {}[{}] {}",
+                pop.name,
+                pop.size,
+                pop.model.as_deref().unwrap_or("input")
+            )?;
             if let Some(out) = pop.out {
                 write!(f, " -> {}", var_name(m, out))?;
             }
@@ -290,7 +306,11 @@ struct Infix {
 
 impl Infix {
     fn atom(text: String) -> Infix {
-        Infix { text, prec: P_ATOM, neg: false }
+        Infix {
+            text,
+            prec: P_ATOM,
+            neg: false,
+        }
     }
     /// The text, parenthesised if its precedence is below `min` or it starts with a
     /// minus sign and `no_minus` is set.
@@ -316,13 +336,23 @@ const TOP: Ctx = Ctx { side: None };
 fn infix(m: &Module, e: ExprId, ctx: Ctx) -> Infix {
     let sub = |a: ExprId| infix(m, a, ctx);
     let call = |f: &str, args: &[ExprId]| {
-        Infix::atom(format!("{f}({})", args.iter().map(|&a| sub(a).text).collect::<Vec<_>>().join(", ")))
+        Infix::atom(format!(
+            "{f}({})",
+            args.iter()
+                .map(|&a| sub(a).text)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
     };
     match m.expr(e) {
         Expr::Const(c) => {
             let text = fmt_num(c.0);
             if text.starts_with('-') {
-                Infix { text, prec: P_NEG, neg: true }
+                Infix {
+                    text,
+                    prec: P_NEG,
+                    neg: true,
+                }
             } else {
                 Infix::atom(text)
             }
@@ -330,7 +360,11 @@ fn infix(m: &Module, e: ExprId, ctx: Ctx) -> Infix {
         Expr::Read(v) => Infix::atom(read_name(m, *v, ctx)),
         Expr::Unary(UnOp::Neg, a) => {
             let a = sub(*a);
-            Infix { text: format!("-{}", a.wrap(P_NEG, true)), prec: P_NEG, neg: true }
+            Infix {
+                text: format!("-{}", a.wrap(P_NEG, true)),
+                prec: P_NEG,
+                neg: true,
+            }
         }
         Expr::Unary(op, a) => call(unop_name(*op), &[*a]),
         Expr::Binary(op, a, b) => {
@@ -360,17 +394,43 @@ fn infix(m: &Module, e: ExprId, ctx: Ctx) -> Infix {
         Expr::Clip(x, lo, hi) => call("clip", &[*x, *lo, *hi]),
         Expr::Spike { arg, inclusive, .. } => {
             let u = sub(*arg);
-            Infix::atom(format!("spike({} {} 0)", u.wrap(P_CMP + 1, false), if *inclusive { ">=" } else { ">" }))
+            Infix::atom(format!(
+                "spike({} {} 0)",
+                u.wrap(P_CMP + 1, false),
+                if *inclusive { ">=" } else { ">" }
+            ))
         }
         Expr::Bcast(q, side, a) => {
             let proj = &m.projs[*q];
-            let pop = if *side == Side::Pre { proj.pre } else { proj.post };
-            infix(m, *a, Ctx { side: Some((*side, pop)) })
+            let pop = if *side == Side::Pre {
+                proj.pre
+            } else {
+                proj.post
+            };
+            infix(
+                m,
+                *a,
+                Ctx {
+                    side: Some((*side, pop)),
+                },
+            )
         }
         // A sum leaves the context of an enclosing broadcast.
-        Expr::SumPre(q, a) => Infix::atom(format!("sum_pre[{}]({})", proj_name(m, *q), infix(m, *a, TOP).text)),
-        Expr::SumPost(q, a) => Infix::atom(format!("sum_post[{}]({})", proj_name(m, *q), infix(m, *a, TOP).text)),
-        Expr::SumPop(p, a) => Infix::atom(format!("sum[{}]({})", pop_name(m, *p), infix(m, *a, TOP).text)),
+        Expr::SumPre(q, a) => Infix::atom(format!(
+            "sum_pre[{}]({})",
+            proj_name(m, *q),
+            infix(m, *a, TOP).text
+        )),
+        Expr::SumPost(q, a) => Infix::atom(format!(
+            "sum_post[{}]({})",
+            proj_name(m, *q),
+            infix(m, *a, TOP).text
+        )),
+        Expr::SumPop(p, a) => Infix::atom(format!(
+            "sum[{}]({})",
+            pop_name(m, *p),
+            infix(m, *a, TOP).text
+        )),
         Expr::Hole(name, args) => call(&format!("?{name}"), args),
     }
 }
@@ -429,7 +489,11 @@ mod tests {
             &mut m,
             "inp.w",
             Space::Syn(inp),
-            VarKind::Param { learn: true, init: Init::Normal { mean, sd }, bounds: Some((-1.0, 1e20)) },
+            VarKind::Param {
+                learn: true,
+                init: Init::Normal { mean, sd },
+                bounds: Some((-1.0, 1e20)),
+            },
         );
         let dead = m.constant(123.0);
         let rv = read(&mut m, v);
@@ -446,7 +510,11 @@ mod tests {
         let s = m.add(Expr::Spike {
             arg: u,
             inclusive: false,
-            surrogate: Surrogate { kind: SurrogateKind::FastSigmoid, a: one, b: ten },
+            surrogate: Surrogate {
+                kind: SurrogateKind::FastSigmoid,
+                a: one,
+                b: ten,
+            },
         });
         let vn = bin(&mut m, BinOp::Sub, v1, s);
         m.updates.extend([(v, vn), (z, s)]);
@@ -535,7 +603,12 @@ readout volt = rec.v
         let bx = state(&mut m, "b.x", Space::Pop(b), 0.0);
         let e = state(&mut m, "q.e", Space::Syn(q), 0.0);
         let tau = param(&mut m, "q.tau", Space::Global, 20.0);
-        let (rz, rx, re, rt) = (read(&mut m, z), read(&mut m, bx), read(&mut m, e), read(&mut m, tau));
+        let (rz, rx, re, rt) = (
+            read(&mut m, z),
+            read(&mut m, bx),
+            read(&mut m, e),
+            read(&mut m, tau),
+        );
         // exp(-1 / q.tau) * q.e + pre.out * post.x
         let one = m.constant(1.0);
         let m1 = m.add(Expr::Unary(UnOp::Neg, one));
@@ -546,7 +619,10 @@ readout volt = rec.v
         let post = m.add(Expr::Bcast(q, Side::Post, rx));
         let hebb = bin(&mut m, BinOp::Mul, pre, post);
         let sum = bin(&mut m, BinOp::Add, decay, hebb);
-        assert_eq!(expr_to_string(&m, sum), "exp(-1 / q.tau) * q.e + pre.out * post.x");
+        assert_eq!(
+            expr_to_string(&m, sum),
+            "exp(-1 / q.tau) * q.e + pre.out * post.x"
+        );
         // Parentheses by precedence and associativity.
         let s1 = bin(&mut m, BinOp::Sub, re, hebb);
         let s2 = bin(&mut m, BinOp::Sub, re, s1);
@@ -554,7 +630,10 @@ readout volt = rec.v
         let s3 = bin(&mut m, BinOp::Sub, s1, re);
         assert_eq!(expr_to_string(&m, s3), "q.e - pre.out * post.x - q.e");
         let p1 = bin(&mut m, BinOp::Mul, sum, re);
-        assert_eq!(expr_to_string(&m, p1), "(exp(-1 / q.tau) * q.e + pre.out * post.x) * q.e");
+        assert_eq!(
+            expr_to_string(&m, p1),
+            "(exp(-1 / q.tau) * q.e + pre.out * post.x) * q.e"
+        );
         let neg = m.add(Expr::Unary(UnOp::Neg, re));
         let two = m.constant(2.0);
         let pw = bin(&mut m, BinOp::Pow, neg, two);
@@ -568,27 +647,43 @@ readout volt = rec.v
         assert_eq!(expr_to_string(&m, minus_neg), "q.e - (-q.e)");
         let neg2 = m.add(Expr::Unary(UnOp::Neg, neg));
         assert_eq!(expr_to_string(&m, neg2), "-(-q.e)");
-        assert_eq!(expr_to_string(&m, negsum), "-(exp(-1 / q.tau) * q.e + pre.out * post.x)");
+        assert_eq!(
+            expr_to_string(&m, negsum),
+            "-(exp(-1 / q.tau) * q.e + pre.out * post.x)"
+        );
         let mc = m.constant(-0.5);
         let t = bin(&mut m, BinOp::Mul, re, mc);
         assert_eq!(expr_to_string(&m, t), "q.e * (-0.5)");
         let t2 = bin(&mut m, BinOp::Mul, mc, re);
         assert_eq!(expr_to_string(&m, t2), "-0.5 * q.e");
         let lt = bin(&mut m, BinOp::Lt, t2, s3);
-        assert_eq!(expr_to_string(&m, lt), "-0.5 * q.e < q.e - pre.out * post.x - q.e");
+        assert_eq!(
+            expr_to_string(&m, lt),
+            "-0.5 * q.e < q.e - pre.out * post.x - q.e"
+        );
         let mx = bin(&mut m, BinOp::Max, re, two);
         let cl = m.add(Expr::Clip(mx, mc, one));
         assert_eq!(expr_to_string(&m, cl), "clip(max(q.e, 2), -0.5, 1)");
         let sp = m.add(Expr::SumPre(q, hebb));
         let h = m.add(Expr::Hole("f".into(), vec![sp, rx]));
         let all = m.add(Expr::SumPop(b, h));
-        assert_eq!(expr_to_string(&m, all), "sum[b](?f(sum_pre[q](pre.out * post.x), b.x))");
+        assert_eq!(
+            expr_to_string(&m, all),
+            "sum[b](?f(sum_pre[q](pre.out * post.x), b.x))"
+        );
         let spk = m.add(Expr::Spike {
             arg: s3,
             inclusive: true,
-            surrogate: Surrogate { kind: SurrogateKind::Triangle, a: one, b: two },
+            surrogate: Surrogate {
+                kind: SurrogateKind::Triangle,
+                a: one,
+                b: two,
+            },
         });
-        assert_eq!(expr_to_string(&m, spk), "spike(q.e - pre.out * post.x - q.e >= 0)");
+        assert_eq!(
+            expr_to_string(&m, spk),
+            "spike(q.e - pre.out * post.x - q.e >= 0)"
+        );
         // A population sum inside a broadcast is not a per-neuron read.
         let sz = m.add(Expr::SumPop(a, rz));
         let bz = m.add(Expr::Bcast(q, Side::Pre, sz));

@@ -20,14 +20,26 @@ type P<'i> = Pair<'i, Rule>;
 /// Parses one file into an AST.
 pub fn parse(sources: &Sources, file: FileId) -> Result<File, Vec<Diagnostic>> {
     let text = &sources.get(file).text;
-    let pairs = RuleParser::parse(Rule::file, text).map_err(|e| vec![syntax_error(file, text, e)])?;
-    let mut cx = Cx { file, errors: Vec::new() };
+    let pairs =
+        RuleParser::parse(Rule::file, text).map_err(|e| vec![syntax_error(file, text, e)])?;
+    let mut cx = Cx {
+        file,
+        errors: Vec::new(),
+    };
     let mut items = Vec::new();
     for pair in pairs.flatten().take(1).flat_map(|f| f.into_inner()) {
         match pair.as_rule() {
             Rule::import => {
-                let s = pair.clone().into_inner().next().map(|p| p.as_str()).unwrap_or("\"\"");
-                items.push(Item::Import(Import { path: s[1..s.len() - 1].to_string(), span: cx.span(&pair) }));
+                let s = pair
+                    .clone()
+                    .into_inner()
+                    .next()
+                    .map(|p| p.as_str())
+                    .unwrap_or("\"\"");
+                items.push(Item::Import(Import {
+                    path: s[1..s.len() - 1].to_string(),
+                    span: cx.span(&pair),
+                }));
             }
             Rule::model => items.push(Item::Model(cx.model(pair))),
             Rule::network => items.push(Item::Network(cx.network(pair))),
@@ -45,11 +57,15 @@ pub fn parse(sources: &Sources, file: FileId) -> Result<File, Vec<Diagnostic>> {
 /// formulas back).
 pub fn parse_expr(sources: &Sources, file: FileId) -> Result<Expr, Vec<Diagnostic>> {
     let text = &sources.get(file).text;
-    let mut pairs = RuleParser::parse(Rule::expr, text).map_err(|e| vec![syntax_error(file, text, e)])?;
+    let mut pairs =
+        RuleParser::parse(Rule::expr, text).map_err(|e| vec![syntax_error(file, text, e)])?;
     let pair = pairs.next().expect("pest returns the expr pair");
     let end = pair.as_span().end();
     if text[end..].trim().is_empty() {
-        let mut cx = Cx { file, errors: Vec::new() };
+        let mut cx = Cx {
+            file,
+            errors: Vec::new(),
+        };
         let e = cx.expr(pair);
         if cx.errors.is_empty() {
             Ok(e)
@@ -57,7 +73,10 @@ pub fn parse_expr(sources: &Sources, file: FileId) -> Result<Expr, Vec<Diagnosti
             Err(cx.errors)
         }
     } else {
-        Err(vec![Diagnostic::error(Span::new(file, end, text.len()), "unexpected text after the expression")])
+        Err(vec![Diagnostic::error(
+            Span::new(file, end, text.len()),
+            "unexpected text after the expression",
+        )])
     }
 }
 
@@ -68,7 +87,9 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         Rule::model | Rule::model_kind => "`neuron` or `synapse`",
         Rule::network => "`network`",
         Rule::ident | Rule::path => "a name",
-        Rule::expr | Rule::sum | Rule::product | Rule::unary | Rule::power | Rule::cmp => "an expression",
+        Rule::expr | Rule::sum | Rule::product | Rule::unary | Rule::power | Rule::cmp => {
+            "an expression"
+        }
         Rule::number | Rule::float => "a number",
         Rule::int => "an integer",
         Rule::unit => "a unit (`ms`, `s`, `Hz`)",
@@ -129,7 +150,11 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         start + n.max(rest.chars().next().map_or(0, char::len_utf8))
     };
     let found = text[start..tok_end].trim();
-    let found = if found.is_empty() { "end of file".to_string() } else { format!("`{found}`") };
+    let found = if found.is_empty() {
+        "end of file".to_string()
+    } else {
+        format!("`{found}`")
+    };
     let message = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => {
             let mut names: Vec<&str> = positives.iter().filter_map(rule_name).collect();
@@ -140,7 +165,10 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
                 1 => format!("syntax error: expected {}, found {found}", names[0]),
                 _ => {
                     let last = names.pop().unwrap_or_default();
-                    format!("syntax error: expected {} or {last}, found {found}", names.join(", "))
+                    format!(
+                        "syntax error: expected {} or {last}, found {found}",
+                        names.join(", ")
+                    )
                 }
             }
         }
@@ -150,17 +178,31 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
     let before = text[..start].trim_end();
     if let Some(last) = before.chars().last() {
         let newline_between = text[before.len()..start].contains('\n');
-        if newline_between && !matches!(last, ';' | '{' | '}') && matches!(e.variant, ErrorVariant::ParsingError { .. }) {
+        if newline_between
+            && !matches!(last, ';' | '{' | '}')
+            && matches!(e.variant, ErrorVariant::ParsingError { .. })
+        {
             let at = before.len() - last.len_utf8();
-            let tail: String = before.chars().rev().take_while(|c| !c.is_whitespace()).collect::<Vec<_>>().into_iter().rev().collect();
-            return Diagnostic::error(Span::new(file, at, before.len()), format!("syntax error: expected `;` after `{tail}`"))
-                .with_label("add `;` here")
-                .with_note(format!("the next line starts with {found}"));
+            let tail: String = before
+                .chars()
+                .rev()
+                .take_while(|c| !c.is_whitespace())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            return Diagnostic::error(
+                Span::new(file, at, before.len()),
+                format!("syntax error: expected `;` after `{tail}`"),
+            )
+            .with_label("add `;` here")
+            .with_note(format!("the next line starts with {found}"));
         }
     }
     let mut d = Diagnostic::error(Span::new(file, start, tok_end), message);
     if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
-        if positives.iter().any(|r| matches!(r, Rule::ident)) && is_keyword(found.trim_matches('`')) {
+        if positives.iter().any(|r| matches!(r, Rule::ident)) && is_keyword(found.trim_matches('`'))
+        {
             d = d.with_note(format!("{found} is a keyword and cannot be used as a name"));
         }
     }
@@ -183,7 +225,10 @@ impl Cx {
     }
 
     fn ident(&self, p: P) -> Ident {
-        Ident { name: p.as_str().to_string(), span: self.span(&p) }
+        Ident {
+            name: p.as_str().to_string(),
+            span: self.span(&p),
+        }
     }
 
     fn model(&mut self, pair: P) -> Model {
@@ -195,7 +240,12 @@ impl Cx {
         };
         let name = self.ident(it.next().expect("grammar: model name"));
         let members = it.map(|p| self.member(p)).collect();
-        Model { kind, name, members, span }
+        Model {
+            kind,
+            name,
+            members,
+            span,
+        }
     }
 
     fn member(&mut self, p: P) -> Member {
@@ -203,7 +253,16 @@ impl Cx {
         match p.as_rule() {
             Rule::param_decl => Member::Param(self.param_decl(p)),
             Rule::state_decl => {
-                let mut decl = StateDecl { name: Ident { name: String::new(), span }, space: None, init: None, clip: None, span };
+                let mut decl = StateDecl {
+                    name: Ident {
+                        name: String::new(),
+                        span,
+                    },
+                    space: None,
+                    init: None,
+                    clip: None,
+                    span,
+                };
                 for q in p.into_inner() {
                     match q.as_rule() {
                         Rule::ident => decl.name = self.ident(q),
@@ -225,11 +284,22 @@ impl Cx {
                 let op = cmp_op(it.next().expect("grammar: op").as_str());
                 let rhs = self.expr(it.next().expect("grammar: rhs"));
                 let surrogate = it.next().map(|s| self.call(first(s)));
-                Member::Spike(SpikeDecl { name, lhs, op, rhs, surrogate, span })
+                Member::Spike(SpikeDecl {
+                    name,
+                    lhs,
+                    op,
+                    rhs,
+                    surrogate,
+                    span,
+                })
             }
             Rule::reset_decl => {
                 let q = first(p);
-                let body = if q.as_rule() == Rule::block { self.block(q) } else { vec![self.stmt(q)] };
+                let body = if q.as_rule() == Rule::block {
+                    self.block(q)
+                } else {
+                    vec![self.stmt(q)]
+                };
                 Member::Reset(body, span)
             }
             Rule::refractory_decl => Member::Refractory(self.expr(first(p))),
@@ -241,9 +311,15 @@ impl Cx {
     fn param_decl(&mut self, p: P) -> ParamDecl {
         let span = self.span(&p);
         let mut learn = false;
-        let mut name = Ident { name: String::new(), span };
+        let mut name = Ident {
+            name: String::new(),
+            span,
+        };
         let mut space = None;
-        let mut init = Init::Expr(Expr { kind: ExprKind::Num(0.0, None), span });
+        let mut init = Init::Expr(Expr {
+            kind: ExprKind::Num(0.0, None),
+            span,
+        });
         let mut bounds = None;
         for q in p.into_inner() {
             match q.as_rule() {
@@ -255,7 +331,14 @@ impl Cx {
                 _ => {}
             }
         }
-        ParamDecl { learn, name, space, init, bounds, span }
+        ParamDecl {
+            learn,
+            name,
+            space,
+            init,
+            bounds,
+            span,
+        }
     }
 
     fn init(&mut self, p: P) -> Init {
@@ -295,7 +378,12 @@ impl Cx {
                 let var = self.ident(it.next().expect("grammar: ode var"));
                 let rhs = self.expr(it.next().expect("grammar: ode rhs"));
                 let method = it.next().map(|m| self.ident(first(m)));
-                Stmt::Ode { var, rhs, method, span }
+                Stmt::Ode {
+                    var,
+                    rhs,
+                    method,
+                    span,
+                }
             }
             Rule::on_stmt => {
                 let who = self.ident(it.next().expect("grammar: on who"));
@@ -311,7 +399,12 @@ impl Cx {
                     _ => AssignOp::Set,
                 };
                 let value = self.expr(it.next().expect("grammar: value"));
-                Stmt::Assign { target, op, value, span }
+                Stmt::Assign {
+                    target,
+                    op,
+                    value,
+                    span,
+                }
             }
         }
     }
@@ -329,7 +422,10 @@ impl Cx {
                 } else {
                     (None, inner.into_iter().next().expect("grammar: arg"))
                 };
-                Arg { name, value: self.expr(value) }
+                Arg {
+                    name,
+                    value: self.expr(value),
+                }
             })
             .collect();
         Call { func, args, span }
@@ -346,7 +442,10 @@ impl Cx {
                     (Some(op), Some(rhs)) => {
                         let rhs = self.expr(rhs);
                         let op = BinOp::Cmp(cmp_op(op.as_str()));
-                        Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span }
+                        Expr {
+                            kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                            span,
+                        }
                     }
                     _ => lhs,
                 }
@@ -363,7 +462,10 @@ impl Cx {
                         _ => BinOp::Div,
                     };
                     let s = acc.span.to(rhs.span);
-                    acc = Expr { kind: ExprKind::Binary(op, Box::new(acc), Box::new(rhs)), span: s };
+                    acc = Expr {
+                        kind: ExprKind::Binary(op, Box::new(acc), Box::new(rhs)),
+                        span: s,
+                    };
                 }
                 acc
             }
@@ -373,7 +475,10 @@ impl Cx {
                 let mut e = self.expr(rest[0].clone());
                 for n in negs.iter().rev() {
                     let s = self.span(n).to(e.span);
-                    e = Expr { kind: ExprKind::Unary(UnOp::Neg, Box::new(e)), span: s };
+                    e = Expr {
+                        kind: ExprKind::Unary(UnOp::Neg, Box::new(e)),
+                        span: s,
+                    };
                 }
                 e
             }
@@ -383,7 +488,10 @@ impl Cx {
                 match it.next() {
                     Some(exp) => {
                         let exp = self.expr(exp);
-                        Expr { kind: ExprKind::Binary(BinOp::Pow, Box::new(base), Box::new(exp)), span }
+                        Expr {
+                            kind: ExprKind::Binary(BinOp::Pow, Box::new(base), Box::new(exp)),
+                            span,
+                        }
                     }
                     None => base,
                 }
@@ -394,7 +502,10 @@ impl Cx {
                 let value = match f.as_str().parse::<f64>() {
                     Ok(v) if v.is_finite() => v,
                     _ => {
-                        self.errors.push(Diagnostic::error(span, format!("the number `{}` is too large", f.as_str())));
+                        self.errors.push(Diagnostic::error(
+                            span,
+                            format!("the number `{}` is too large", f.as_str()),
+                        ));
                         0.0
                     }
                 };
@@ -403,21 +514,33 @@ impl Cx {
                     "s" => Unit::S,
                     _ => Unit::Hz,
                 });
-                Expr { kind: ExprKind::Num(value, unit), span }
+                Expr {
+                    kind: ExprKind::Num(value, unit),
+                    span,
+                }
             }
             Rule::path => {
                 // The pair's span may end in whitespace skipped before a `.` that never
                 // came: span the identifiers only.
                 let ids: Vec<Ident> = p.into_inner().map(|q| self.ident(q)).collect();
                 let span = ids[0].span.to(ids[ids.len() - 1].span);
-                Expr { kind: ExprKind::Path(ids), span }
+                Expr {
+                    kind: ExprKind::Path(ids),
+                    span,
+                }
             }
-            Rule::call => Expr { kind: ExprKind::Call(self.call(p)), span },
+            Rule::call => Expr {
+                kind: ExprKind::Call(self.call(p)),
+                span,
+            },
             Rule::hole => {
                 let mut it = p.into_inner();
                 let name = self.ident(it.next().expect("grammar: hole name"));
                 let args = it.map(|a| self.expr(a)).collect();
-                Expr { kind: ExprKind::Hole(name, args), span }
+                Expr {
+                    kind: ExprKind::Hole(name, args),
+                    span,
+                }
             }
             r => unreachable!("grammar: unexpected expression rule {r:?}"),
         }
@@ -428,7 +551,11 @@ impl Cx {
         let mut it = pair.into_inner();
         let name = self.ident(it.next().expect("grammar: network name"));
         let members = it.map(|p| self.net_member(p)).collect();
-        Network { name, members, span }
+        Network {
+            name,
+            members,
+            span,
+        }
     }
 
     fn size(&mut self, p: P) -> usize {
@@ -436,7 +563,10 @@ impl Cx {
         match q.as_str().parse::<usize>() {
             Ok(n) if n <= 1 << 24 => n,
             _ => {
-                self.errors.push(Diagnostic::error(self.span(&q), "a size must be at most 16777216"));
+                self.errors.push(Diagnostic::error(
+                    self.span(&q),
+                    "a size must be at most 16777216",
+                ));
                 1
             }
         }
@@ -475,7 +605,13 @@ impl Cx {
                 let model = self.ident(it.next().expect("grammar: model"));
                 let size = self.size(it.next().expect("grammar: size"));
                 let args = it.next().map(|a| self.net_args(a)).unwrap_or_default();
-                NetMember::Population { name, model, size, args, span }
+                NetMember::Population {
+                    name,
+                    model,
+                    size,
+                    args,
+                    span,
+                }
             }
             Rule::projection => {
                 let mut idents = Vec::new();
@@ -498,7 +634,16 @@ impl Cx {
                     (Some(r), None) => (None, r),
                     _ => unreachable!("grammar: projection rule"),
                 };
-                NetMember::Projection(Projection { name, pre, post, target, rule, args, connect, span })
+                NetMember::Projection(Projection {
+                    name,
+                    pre,
+                    post,
+                    target,
+                    rule,
+                    args,
+                    connect,
+                    span,
+                })
             }
             Rule::param_decl => NetMember::Param(self.param_decl(p)),
             Rule::net_modulator => {
@@ -508,7 +653,10 @@ impl Cx {
                 NetMember::Modulator { name, value, span }
             }
             Rule::readout_decl => {
-                let paths = p.into_inner().map(|q| q.into_inner().map(|i| self.ident(i)).collect()).collect();
+                let paths = p
+                    .into_inner()
+                    .map(|q| q.into_inner().map(|i| self.ident(i)).collect())
+                    .collect();
                 NetMember::Readout(paths, span)
             }
             r => unreachable!("grammar: unexpected network member {r:?}"),

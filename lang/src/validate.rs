@@ -89,11 +89,16 @@ fn space_ok(m: &Module, s: Space) -> bool {
     }
 }
 
-fn check_names<'a>(names: impl Iterator<Item = &'a str>, what: &str) -> Result<(), ValidationError> {
+fn check_names<'a>(
+    names: impl Iterator<Item = &'a str>,
+    what: &str,
+) -> Result<(), ValidationError> {
     let mut seen = HashSet::new();
     for n in names {
         if !seen.insert(n) {
-            return Err(ValidationError::Module(format!("two {what} are named `{n}`")));
+            return Err(ValidationError::Module(format!(
+                "two {what} are named `{n}`"
+            )));
         }
     }
     Ok(())
@@ -101,15 +106,24 @@ fn check_names<'a>(names: impl Iterator<Item = &'a str>, what: &str) -> Result<(
 
 fn check_decls(m: &Module) -> Result<(), ValidationError> {
     if !(m.dt.is_finite() && m.dt > 0.0) {
-        return Err(ValidationError::Module(format!("dt = {} is not positive and finite", m.dt)));
+        return Err(ValidationError::Module(format!(
+            "dt = {} is not positive and finite",
+            m.dt
+        )));
     }
     check_names(m.pops.iter().map(|(_, p)| p.name.as_str()), "populations")?;
     check_names(m.projs.iter().map(|(_, p)| p.name.as_str()), "projections")?;
     check_names(m.vars.iter().map(|(_, v)| v.name.as_str()), "variables")?;
     for (_, proj) in m.projs.iter() {
-        let err = |msg: String| ValidationError::Proj { proj: proj.name.clone(), msg };
+        let err = |msg: String| ValidationError::Proj {
+            proj: proj.name.clone(),
+            msg,
+        };
         if !pop_ok(m, proj.pre) || !pop_ok(m, proj.post) {
-            return Err(err(format!("connects missing populations {:?} -> {:?}", proj.pre, proj.post)));
+            return Err(err(format!(
+                "connects missing populations {:?} -> {:?}",
+                proj.pre, proj.post
+            )));
         }
         if let Connectivity::Random { p } = proj.conn {
             if !(0.0..=1.0).contains(&p) {
@@ -118,11 +132,18 @@ fn check_decls(m: &Module) -> Result<(), ValidationError> {
         }
     }
     for (_, var) in m.vars.iter() {
-        let err = |msg: String| ValidationError::Var { var: var.name.clone(), msg };
+        let err = |msg: String| ValidationError::Var {
+            var: var.name.clone(),
+            msg,
+        };
         if !space_ok(m, var.space) {
             return Err(err(format!("lives in missing space {:?}", var.space)));
         }
-        if let VarKind::Param { bounds: Some((lo, hi)), .. } = var.kind {
+        if let VarKind::Param {
+            bounds: Some((lo, hi)),
+            ..
+        } = var.kind
+        {
             if lo.is_nan() || hi.is_nan() || lo > hi {
                 return Err(err(format!("bounds [{lo}, {hi}] are not ordered")));
             }
@@ -130,12 +151,18 @@ fn check_decls(m: &Module) -> Result<(), ValidationError> {
     }
     for (p, pop) in m.pops.iter() {
         if let Some(out) = pop.out {
-            let err = |msg: String| ValidationError::Pop { pop: pop.name.clone(), msg };
+            let err = |msg: String| ValidationError::Pop {
+                pop: pop.name.clone(),
+                msg,
+            };
             if out.index() >= m.vars.len() {
                 return Err(err(format!("output {out:?} does not exist")));
             }
             if m.vars[out].space != Space::Pop(p) {
-                return Err(err(format!("output `{}` is not in Pop({})", m.vars[out].name, pop.name)));
+                return Err(err(format!(
+                    "output `{}` is not in Pop({})",
+                    m.vars[out].name, pop.name
+                )));
             }
         }
     }
@@ -144,23 +171,35 @@ fn check_decls(m: &Module) -> Result<(), ValidationError> {
 
 fn check_nodes(m: &Module) -> Result<(), ValidationError> {
     for (id, e) in m.exprs().iter() {
-        let err = |msg: String| ValidationError::Node { node: id.index(), msg };
+        let err = |msg: String| ValidationError::Node {
+            node: id.index(),
+            msg,
+        };
         for a in e.operands() {
             if a >= id {
                 return Err(err(format!("operand #{} does not precede it", a.index())));
             }
         }
         match e {
-            Expr::Read(v) if v.index() >= m.vars.len() => return Err(err(format!("reads missing variable {v:?}"))),
-            Expr::Bcast(q, ..) | Expr::SumPre(q, _) | Expr::SumPost(q, _) if q.index() >= m.projs.len() => {
+            Expr::Read(v) if v.index() >= m.vars.len() => {
+                return Err(err(format!("reads missing variable {v:?}")))
+            }
+            Expr::Bcast(q, ..) | Expr::SumPre(q, _) | Expr::SumPost(q, _)
+                if q.index() >= m.projs.len() =>
+            {
                 return Err(err(format!("missing projection {q:?}")))
             }
-            Expr::SumPop(p, _) if !pop_ok(m, *p) => return Err(err(format!("missing population {p:?}"))),
+            Expr::SumPop(p, _) if !pop_ok(m, *p) => {
+                return Err(err(format!("missing population {p:?}")))
+            }
             _ => {}
         }
         let derived = m.derive_space(e).map_err(err)?;
         if derived != m.space(id) {
-            return Err(err(format!("stored space {:?} but operands give {derived:?}", m.space(id))));
+            return Err(err(format!(
+                "stored space {:?} but operands give {derived:?}",
+                m.space(id)
+            )));
         }
     }
     Ok(())
@@ -216,11 +255,17 @@ fn check_inits(m: &Module) -> Result<(), ValidationError> {
     let mut deps: Vec<Vec<VarId>> = vec![Vec::new(); m.vars.len()];
     for (v, var) in m.vars.iter() {
         let Some(init) = var_init(var) else { continue };
-        let err = |msg: String| ValidationError::Var { var: var.name.clone(), msg };
+        let err = |msg: String| ValidationError::Var {
+            var: var.name.clone(),
+            msg,
+        };
         let ops = init_operands(init);
         for &e in &ops {
             if e.index() >= m.exprs().len() {
-                return Err(err(format!("initializer node #{} does not exist", e.index())));
+                return Err(err(format!(
+                    "initializer node #{} does not exist",
+                    e.index()
+                )));
             }
             let s = m.space(e);
             if s != var.space && s != Space::Global {
@@ -235,7 +280,12 @@ fn check_inits(m: &Module) -> Result<(), ValidationError> {
             if let Expr::Read(r) = m.expr(id) {
                 match m.vars[*r].kind {
                     VarKind::Param { .. } => deps[v.index()].push(*r),
-                    _ => return Err(err(format!("initializer reads `{}`, which is not a parameter", m.vars[*r].name))),
+                    _ => {
+                        return Err(err(format!(
+                            "initializer reads `{}`, which is not a parameter",
+                            m.vars[*r].name
+                        )))
+                    }
                 }
             }
         }
@@ -276,7 +326,10 @@ fn check_inits(m: &Module) -> Result<(), ValidationError> {
 fn check_readouts(m: &Module) -> Result<(), ValidationError> {
     for (name, v) in &m.readouts {
         if v.index() >= m.vars.len() {
-            return Err(ValidationError::Readout { name: name.clone(), msg: format!("reads missing variable {v:?}") });
+            return Err(ValidationError::Readout {
+                name: name.clone(),
+                msg: format!("reads missing variable {v:?}"),
+            });
         }
     }
     Ok(())
@@ -330,7 +383,10 @@ mod tests {
         let (mut m, _, _) = good();
         m.updates.pop();
         let err = validate(&m).unwrap_err();
-        assert_eq!(err, ValidationError::Update("state `q.e` has no update".into()));
+        assert_eq!(
+            err,
+            ValidationError::Update("state `q.e` has no update".into())
+        );
         assert!(err.to_string().contains("q.e"));
     }
 
@@ -341,13 +397,17 @@ mod tests {
         assert!(matches!(validate(&m), Err(ValidationError::Update(msg)) if msg.contains("after")));
         let (mut m, _, _) = good();
         m.updates.swap(0, 1);
-        assert!(matches!(validate(&m), Err(ValidationError::Update(msg)) if msg.contains("variable order")));
+        assert!(
+            matches!(validate(&m), Err(ValidationError::Update(msg)) if msg.contains("variable order"))
+        );
         // An update of a parameter.
         let (mut m, _, _) = good();
         let k = VarId::new(0);
         let c = m.constant(1.0);
         m.updates.insert(0, (k, c));
-        assert!(matches!(validate(&m), Err(ValidationError::Update(msg)) if msg.contains("`k` is not a state")));
+        assert!(
+            matches!(validate(&m), Err(ValidationError::Update(msg)) if msg.contains("`k` is not a state"))
+        );
         // A Syn value for a Pop state.
         let (mut m, _, _) = good();
         m.updates[0].1 = m.updates[1].1;
@@ -359,7 +419,16 @@ mod tests {
         let (mut m, v, _) = good();
         let rv = read(&mut m, v);
         let a = Space::Pop(crate::ir::PopId::new(0));
-        var(&mut m, "p", a, VarKind::Param { learn: true, init: Init::Expr(rv), bounds: None });
+        var(
+            &mut m,
+            "p",
+            a,
+            VarKind::Param {
+                learn: true,
+                init: Init::Expr(rv),
+                bounds: None,
+            },
+        );
         assert_eq!(
             validate(&m),
             Err(ValidationError::Var {
@@ -373,7 +442,14 @@ mod tests {
         let two = m.constant(2.0);
         let e = bin(&mut m, BinOp::Mul, two, rv);
         let a = Space::Pop(crate::ir::PopId::new(0));
-        let s = var(&mut m, "s", a, VarKind::State { init: Init::Normal { mean: two, sd: e } });
+        let s = var(
+            &mut m,
+            "s",
+            a,
+            VarKind::State {
+                init: Init::Normal { mean: two, sd: e },
+            },
+        );
         let rs = read(&mut m, s);
         m.updates.push((s, rs));
         assert!(
@@ -387,14 +463,26 @@ mod tests {
         let p0 = param(&mut m, "p0", Space::Global, 0.0);
         let p1 = param(&mut m, "p1", Space::Global, 0.0);
         let (r0, r1) = (read(&mut m, p0), read(&mut m, p1));
-        m.vars[p0].kind = VarKind::Param { learn: false, init: Init::Expr(r1), bounds: None };
+        m.vars[p0].kind = VarKind::Param {
+            learn: false,
+            init: Init::Expr(r1),
+            bounds: None,
+        };
         assert_eq!(validate(&m), Ok(()));
-        m.vars[p1].kind = VarKind::Param { learn: false, init: Init::Expr(r0), bounds: None };
-        assert!(matches!(validate(&m), Err(ValidationError::Var { msg, .. }) if msg.contains("depends on itself")));
+        m.vars[p1].kind = VarKind::Param {
+            learn: false,
+            init: Init::Expr(r0),
+            bounds: None,
+        };
+        assert!(
+            matches!(validate(&m), Err(ValidationError::Var { msg, .. }) if msg.contains("depends on itself"))
+        );
 
         let (mut m, v, e2) = good();
         let re = read(&mut m, e2);
-        m.vars[v].kind = VarKind::State { init: Init::Expr(re) };
+        m.vars[v].kind = VarKind::State {
+            init: Init::Expr(re),
+        };
         assert!(
             matches!(validate(&m), Err(ValidationError::Var { var, msg }) if var == "a.v" && msg.contains("Syn(q)"))
         );
@@ -404,7 +492,9 @@ mod tests {
     fn rejects_bad_declarations() {
         let (mut m, _, e) = good();
         m.pops[crate::ir::PopId::new(0)].out = Some(e);
-        assert!(matches!(validate(&m), Err(ValidationError::Pop { msg, .. }) if msg.contains("q.e")));
+        assert!(
+            matches!(validate(&m), Err(ValidationError::Pop { msg, .. }) if msg.contains("q.e"))
+        );
         let (mut m, _, _) = good();
         m.readouts.push(("y".into(), VarId::new(99)));
         assert!(matches!(validate(&m), Err(ValidationError::Readout { name, .. }) if name == "y"));
@@ -420,8 +510,13 @@ mod tests {
         // A variable moved to another space after nodes reading it were built.
         let (mut m, v, _) = good();
         m.vars[v].space = Space::Global;
-        assert!(matches!(validate(&m), Err(ValidationError::Pop { .. } | ValidationError::Node { .. })));
+        assert!(matches!(
+            validate(&m),
+            Err(ValidationError::Pop { .. } | ValidationError::Node { .. })
+        ));
         m.pops[crate::ir::PopId::new(0)].out = None;
-        assert!(matches!(validate(&m), Err(ValidationError::Node { msg, .. }) if msg.contains("stored space")));
+        assert!(
+            matches!(validate(&m), Err(ValidationError::Node { msg, .. }) if msg.contains("stored space"))
+        );
     }
 }

@@ -5,8 +5,17 @@ fn good_files_pass() {
     let dir = project();
     let run = ruleopt(dir.path(), &["check", "models.rule", "net/small.rule"]);
     run.expect_code(0);
-    assert!(run.stdout.contains("models.rule: ok: 2 models, 0 networks"), "{}", run.stdout);
-    assert!(run.stdout.contains("net/small.rule: ok: 2 models, 1 network"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("models.rule: ok: 2 models, 0 networks"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("net/small.rule: ok: 2 models, 1 network"),
+        "{}",
+        run.stdout
+    );
 }
 
 /// The `(line, col)` after the first `name:` in `text`.
@@ -23,8 +32,16 @@ fn syntax_error_points_at_file_line_col() {
     let run = ruleopt(dir.path(), &["check", "--color", "never", "bad.rule"]);
     run.expect_code(1);
     assert!(run.stdout.contains("error"), "{}", run.stdout);
-    assert_eq!(location(&run.stdout, "bad.rule"), Some((3, 7)), "{}", run.stdout);
-    assert!(!run.all().contains('\u{1b}'), "no colour when not a terminal");
+    assert_eq!(
+        location(&run.stdout, "bad.rule"),
+        Some((3, 7)),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.all().contains('\u{1b}'),
+        "no colour when not a terminal"
+    );
 }
 
 #[test]
@@ -34,7 +51,11 @@ fn every_file_is_checked_and_any_error_fails() {
     let run = ruleopt(dir.path(), &["check", "bad.rule", "models.rule"]);
     run.expect_code(1);
     assert!(run.stdout.contains("models.rule: ok"), "{}", run.stdout);
-    assert!(run.stderr.contains("1 of 2 files failed the check"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 of 2 files failed the check"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -42,7 +63,11 @@ fn missing_file_is_an_error_not_a_panic() {
     let dir = project();
     let run = ruleopt(dir.path(), &["check", "no_such.rule"]);
     run.expect_code(1);
-    assert!(run.all().contains("cannot read `no_such.rule`"), "{}", run.all());
+    assert!(
+        run.all().contains("cannot read `no_such.rule`"),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]

@@ -14,7 +14,17 @@ fn emits_ir() {
     let run = ruleopt(dir.path(), &["compile", "net/small.rule", "--emit", "ir"]);
     run.expect_code(0);
     assert!(run.stdout.contains("Small"), "{}", run.stdout);
-    let named = ruleopt(dir.path(), &["compile", "net/small.rule", "--network", "Small", "--emit", "ir"]);
+    let named = ruleopt(
+        dir.path(),
+        &[
+            "compile",
+            "net/small.rule",
+            "--network",
+            "Small",
+            "--emit",
+            "ir",
+        ],
+    );
     named.expect_code(0);
     assert_eq!(named.stdout, run.stdout);
 }
@@ -22,7 +32,17 @@ fn emits_ir() {
 #[test]
 fn unknown_network_is_an_error() {
     let dir = project();
-    let run = ruleopt(dir.path(), &["compile", "net/small.rule", "--network", "Smal", "--emit", "ir"]);
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "compile",
+            "net/small.rule",
+            "--network",
+            "Smal",
+            "--emit",
+            "ir",
+        ],
+    );
     run.expect_code(1);
     assert!(run.all().contains("Smal"), "{}", run.all());
 }

@@ -26,7 +26,11 @@ impl Run {
     /// Asserts the exit code, showing the output on failure.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         assert!(!self.stderr.contains("panicked"), "panic:\n{}", self.stderr);
         self
     }
@@ -52,8 +56,14 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     pub fn fresh() -> TempDir {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let name = format!("ruleopt-it-{}-{}-{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!(
+            "ruleopt-it-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
         let dir = std::env::temp_dir().join(name);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -114,6 +124,9 @@ network Small {
 pub fn project() -> TempDir {
     let dir = TempDir::fresh();
     dir.write("models.rule", MODELS);
-    dir.write("net/small.rule", &NETWORK.replace("\"models.rule\"", "\"../models.rule\""));
+    dir.write(
+        "net/small.rule",
+        &NETWORK.replace("\"models.rule\"", "\"../models.rule\""),
+    );
     dir
 }

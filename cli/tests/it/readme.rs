@@ -6,7 +6,10 @@ const README: &str = include_str!("../../../README.md");
 
 /// The first ```rule block of the README.
 fn example() -> String {
-    let start = README.find("```rule\n").expect("README has a ```rule block") + "```rule\n".len();
+    let start = README
+        .find("```rule\n")
+        .expect("README has a ```rule block")
+        + "```rule\n".len();
     let len = README[start..].find("```").expect("the block ends");
     README[start..start + len].to_string()
 }
@@ -17,11 +20,28 @@ fn readme_example_runs() {
     dir.write("tiny.rule", &example());
     let run = ruleopt(dir.path(), &["check", "tiny.rule"]);
     run.expect_code(0);
-    assert!(run.stdout.contains("ok: 2 models, 1 network"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("ok: 2 models, 1 network"),
+        "{}",
+        run.stdout
+    );
     ruleopt(dir.path(), &["compile", "tiny.rule", "--emit", "ir"]).expect_code(0);
     let run = ruleopt(
         dir.path(),
-        &["simulate", "tiny.rule", "-T", "500", "--rate", "x=50Hz", "--record", "rec.v", "--out", "run.json", "--raster", "run.svg"],
+        &[
+            "simulate",
+            "tiny.rule",
+            "-T",
+            "500",
+            "--rate",
+            "x=50Hz",
+            "--record",
+            "rec.v",
+            "--out",
+            "run.json",
+            "--raster",
+            "run.svg",
+        ],
     );
     run.expect_code(0);
     assert!(dir.path().join("run.json").exists() && dir.path().join("run.svg").exists());

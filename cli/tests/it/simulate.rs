@@ -12,22 +12,45 @@ fn default_network_prints_a_rate_table() {
 #[test]
 fn writes_json_and_svg() {
     let dir = project();
-    let args = ["simulate", "net/small.rule", "-T", "100", "-B", "2", "--seed", "7"];
-    let run = ruleopt(dir.path(), &[&args[..], &["--record", "rec.v", "--out", "x.json", "--raster", "x.svg"]].concat());
+    let args = [
+        "simulate",
+        "net/small.rule",
+        "-T",
+        "100",
+        "-B",
+        "2",
+        "--seed",
+        "7",
+    ];
+    let run = ruleopt(
+        dir.path(),
+        &[
+            &args[..],
+            &["--record", "rec.v", "--out", "x.json", "--raster", "x.svg"],
+        ]
+        .concat(),
+    );
     run.expect_code(0);
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("x.json")).expect("x.json written"))
-            .expect("valid JSON");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("x.json")).expect("x.json written"),
+    )
+    .expect("valid JSON");
     assert_eq!(json["network"], "Small");
     assert_eq!(json["steps"], 100);
     assert_eq!(json["batch"], 2);
     assert_eq!(json["seed"], 7);
     assert_eq!(json["dt_ms"], 1.0);
     let pops = json["populations"].as_array().expect("populations");
-    let x = pops.iter().find(|p| p["name"] == "x").expect("input population x");
+    let x = pops
+        .iter()
+        .find(|p| p["name"] == "x")
+        .expect("input population x");
     assert_eq!(x["size"], 10);
     let spikes = x["spikes"].as_array().expect("spikes");
-    assert!(!spikes.is_empty(), "20 Hz over 10 channels, 2 episodes, 100 ms gives spikes");
+    assert!(
+        !spikes.is_empty(),
+        "20 Hz over 10 channels, 2 episodes, 100 ms gives spikes"
+    );
     for s in spikes {
         let s = s.as_array().expect("[step, episode, neuron]");
         assert!(s[0].as_u64().expect("step") < 100 && s[1].as_u64().expect("episode") < 2);
@@ -35,18 +58,32 @@ fn writes_json_and_svg() {
     }
     let rate = x["rate_hz"].as_f64().expect("rate");
     assert!((rate - spikes.len() as f64 / (10.0 * 2.0 * 0.1)).abs() < 1e-9);
-    let v = json["records"]["rec.v"].as_array().expect("record of rec.v");
+    let v = json["records"]["rec.v"]
+        .as_array()
+        .expect("record of rec.v");
     assert_eq!(v.len(), 100);
     assert_eq!(v[0].as_array().expect("values").len(), 2 * 5);
     let svg = std::fs::read_to_string(dir.path().join("x.svg")).expect("x.svg written");
     assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(100)]);
-    assert!(svg.contains(">\nrec\n<") || svg.contains(">rec<"), "band label");
+    assert!(
+        svg.contains(">\nrec\n<") || svg.contains(">rec<"),
+        "band label"
+    );
 }
 
 #[test]
 fn same_seed_same_run() {
     let dir = project();
-    let args = ["simulate", "net/small.rule", "-T", "50", "--rate", "x=100 Hz", "--signal", "reward=1"];
+    let args = [
+        "simulate",
+        "net/small.rule",
+        "-T",
+        "50",
+        "--rate",
+        "x=100 Hz",
+        "--signal",
+        "reward=1",
+    ];
     ruleopt(dir.path(), &[&args[..], &["--out", "a.json"]].concat()).expect_code(0);
     ruleopt(dir.path(), &[&args[..], &["--out", "b.json"]].concat()).expect_code(0);
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).expect("json written");
@@ -56,25 +93,74 @@ fn same_seed_same_run() {
 #[test]
 fn unknown_record_var_is_an_error_with_a_suggestion() {
     let dir = project();
-    let run = ruleopt(dir.path(), &["simulate", "net/small.rule", "-T", "10", "--record", "rec.vv"]);
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "simulate",
+            "net/small.rule",
+            "-T",
+            "10",
+            "--record",
+            "rec.vv",
+        ],
+    );
     run.expect_code(1);
-    assert!(run.stderr.contains("unknown variable `rec.vv`"), "{}", run.stderr);
-    assert!(run.stderr.contains("did you mean `rec.v`?"), "{}", run.stderr);
-    let default = ruleopt(dir.path(), &["simulate", "-T", "10", "--record", "no.such_var"]);
+    assert!(
+        run.stderr.contains("unknown variable `rec.vv`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("did you mean `rec.v`?"),
+        "{}",
+        run.stderr
+    );
+    let default = ruleopt(
+        dir.path(),
+        &["simulate", "-T", "10", "--record", "no.such_var"],
+    );
     default.expect_code(1);
-    assert!(default.stderr.contains("unknown variable `no.such_var`"), "{}", default.stderr);
+    assert!(
+        default.stderr.contains("unknown variable `no.such_var`"),
+        "{}",
+        default.stderr
+    );
 }
 
 #[test]
 fn bad_rate_and_signal_names_are_errors() {
     let dir = project();
-    let run = ruleopt(dir.path(), &["simulate", "net/small.rule", "-T", "10", "--rate", "y=10"]);
+    let run = ruleopt(
+        dir.path(),
+        &["simulate", "net/small.rule", "-T", "10", "--rate", "y=10"],
+    );
     run.expect_code(1);
-    assert!(run.stderr.contains("unknown input population `y`"), "{}", run.stderr);
-    let run = ruleopt(dir.path(), &["simulate", "net/small.rule", "-T", "10", "--signal", "rewad=1"]);
+    assert!(
+        run.stderr.contains("unknown input population `y`"),
+        "{}",
+        run.stderr
+    );
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "simulate",
+            "net/small.rule",
+            "-T",
+            "10",
+            "--signal",
+            "rewad=1",
+        ],
+    );
     run.expect_code(1);
-    assert!(run.stderr.contains("did you mean `reward`?"), "{}", run.stderr);
-    let run = ruleopt(dir.path(), &["simulate", "net/small.rule", "-T", "10", "--rate", "x=5000"]);
+    assert!(
+        run.stderr.contains("did you mean `reward`?"),
+        "{}",
+        run.stderr
+    );
+    let run = ruleopt(
+        dir.path(),
+        &["simulate", "net/small.rule", "-T", "10", "--rate", "x=5000"],
+    );
     run.expect_code(1);
     assert!(run.stderr.contains("too high"), "{}", run.stderr);
 }
@@ -99,8 +185,26 @@ fn missing_file_and_bad_output_path_are_errors() {
     let dir = project();
     let run = ruleopt(dir.path(), &["simulate", "gone.rule"]);
     run.expect_code(1);
-    assert!(run.stderr.contains("cannot read `gone.rule`"), "{}", run.stderr);
-    let run = ruleopt(dir.path(), &["simulate", "net/small.rule", "-T", "5", "--out", "no/such/dir/x.json"]);
+    assert!(
+        run.stderr.contains("cannot read `gone.rule`"),
+        "{}",
+        run.stderr
+    );
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "simulate",
+            "net/small.rule",
+            "-T",
+            "5",
+            "--out",
+            "no/such/dir/x.json",
+        ],
+    );
     run.expect_code(1);
-    assert!(run.stderr.contains("cannot write `no/such/dir/x.json`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot write `no/such/dir/x.json`"),
+        "{}",
+        run.stderr
+    );
 }

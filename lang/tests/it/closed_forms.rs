@@ -7,18 +7,36 @@ use lang::ir::Module;
 use rand::{Rng, SeedableRng};
 
 /// Lowers `text`, runs it for `steps` with `drive`, recording `record` (qualified names).
-fn sim(text: &str, steps: usize, record: &[&str], drive: &mut dyn FnMut(&Module, usize, &mut State)) -> (Module, Trace) {
+fn sim(
+    text: &str,
+    steps: usize,
+    record: &[&str],
+    drive: &mut dyn FnMut(&Module, usize, &mut State),
+) -> (Module, Trace) {
     let m = module_text("test.rule", text);
     let inst = instantiate(&m, 1).unwrap();
-    let record = record.iter().map(|n| m.var_by_name(n).unwrap_or_else(|| panic!("no var {n}\n{m}"))).collect();
-    let cfg = RunConfig { steps, batch: 1, seed: 1, record };
+    let record = record
+        .iter()
+        .map(|n| {
+            m.var_by_name(n)
+                .unwrap_or_else(|| panic!("no var {n}\n{m}"))
+        })
+        .collect();
+    let cfg = RunConfig {
+        steps,
+        batch: 1,
+        seed: 1,
+        record,
+    };
     let mm = m.clone();
     let trace = run(&m, &inst, &cfg, &mut |t, s| drive(&mm, t, s)).unwrap();
     (m, trace)
 }
 
 fn set_input(m: &Module, s: &mut State, name: &str, values: &[f64]) {
-    let v = m.var_by_name(name).unwrap_or_else(|| panic!("no input {name}"));
+    let v = m
+        .var_by_name(name)
+        .unwrap_or_else(|| panic!("no input {name}"));
     s.values[v.index()][..values.len()].copy_from_slice(values);
 }
 
@@ -32,7 +50,8 @@ fn spike_steps(m: &Module, trace: &Trace, pop: &str) -> Vec<u32> {
 #[test]
 fn lif_fires_at_its_analytical_rate() {
     let drives = [1.1, 1.5, 2.0, 4.0];
-    let mut text = String::from("import \"rules/neurons/lif_zero.rule\";\nnetwork T {\n  dt = 0.1 ms;\n");
+    let mut text =
+        String::from("import \"rules/neurons/lif_zero.rule\";\nnetwork T {\n  dt = 0.1 ms;\n");
     for (i, d) in drives.iter().enumerate() {
         text += &format!("  population n{i}: LIFZero[1](I_ext = {d});\n");
     }
@@ -47,12 +66,21 @@ fn lif_fires_at_its_analytical_rate() {
         // The discrete-time prediction, exactly: held for t_ref, then the exact
         // integrator gives v_k = I (1 - e^{-k dt / tau}) until v_k > v_th.
         let held = (t_ref / dt).round() as u32;
-        let k = (1..).find(|&k| d * (1.0 - (-(k as f64) * dt / tau).exp()) > th).unwrap();
-        assert!(isi.iter().all(|&x| x == held + k), "drive {d}: isi {isi:?}, predicted {}", held + k);
+        let k = (1..)
+            .find(|&k| d * (1.0 - (-(k as f64) * dt / tau).exp()) > th)
+            .unwrap();
+        assert!(
+            isi.iter().all(|&x| x == held + k),
+            "drive {d}: isi {isi:?}, predicted {}",
+            held + k
+        );
         // And the continuous-time rate, within the discretisation (dt / period).
         let period = t_ref + tau * (d / (d - th)).ln();
         let measured = (isi[0] as f64) * dt;
-        assert!((measured - period).abs() <= dt, "drive {d}: period {measured} ms vs analytical {period} ms");
+        assert!(
+            (measured - period).abs() <= dt,
+            "drive {d}: period {measured} ms vs analytical {period} ms"
+        );
     }
 }
 
@@ -87,14 +115,21 @@ synapse Teacher {
             set_input(m, s, "pre.out", &[f64::from(u8::from(t == t_pre))]);
             set_input(m, s, "teach.out", &[f64::from(u8::from(t == t_post))]);
         });
-        assert_eq!(spike_steps(&m, &trace, "post"), vec![t_post as u32], "the teacher sets the post spike");
+        assert_eq!(
+            spike_steps(&m, &trace, "post"),
+            vec![t_post as u32],
+            "the teacher sets the post spike"
+        );
         let dw = trace.records[0].last().unwrap()[0] - 0.5;
         let want = match delta {
             d if d > 0 => a_plus * (-(d as f64) / tau_p).exp(),
             d if d < 0 => -a_minus * ((d as f64) / tau_m).exp(),
             _ => 0.0,
         };
-        assert!((dw - want).abs() < 1e-12, "dt = {delta}: dw = {dw}, window {want}");
+        assert!(
+            (dw - want).abs() < 1e-12,
+            "dt = {delta}: dw = {dw}, window {want}"
+        );
     }
 }
 
@@ -144,7 +179,10 @@ network Pca {
     let norm = w.iter().map(|a| a * a).sum::<f64>().sqrt();
     let cos = w.iter().zip(&pc1).map(|(a, b)| a * b).sum::<f64>() / norm;
     assert!(cos.abs() > 0.99, "|cos| = {} (w = {w:?})", cos.abs());
-    assert!((norm - 1.0).abs() < 0.05, "Oja keeps |w| near 1, got {norm}");
+    assert!(
+        (norm - 1.0).abs() < 0.05,
+        "Oja keeps |w| near 1, got {norm}"
+    );
 }
 
 /// BCM with a sliding threshold becomes selective: of two input patterns shown at
@@ -168,10 +206,16 @@ network Sel {
         set_input(m, s, "x.out", &patterns[k]);
     });
     let w = trace.records[0].last().unwrap();
-    let r: Vec<f64> = patterns.iter().map(|p| p.iter().zip(w).map(|(a, b)| a * b).sum()).collect();
+    let r: Vec<f64> = patterns
+        .iter()
+        .map(|p| p.iter().zip(w).map(|(a, b)| a * b).sum())
+        .collect();
     let sel = (r[0] - r[1]).abs() / (r[0] + r[1]);
     assert!(sel > 0.9, "responses {r:?}, selectivity {sel}, w = {w:?}");
-    assert!(r[0].max(r[1]) > 0.1, "the neuron still responds to one pattern: {r:?}");
+    assert!(
+        r[0].max(r[1]) > 0.1,
+        "the neuron still responds to one pattern: {r:?}"
+    );
 }
 
 /// Izhikevich regular spiking: under a step of input the inter-spike intervals grow
@@ -189,6 +233,12 @@ network Step {
     let spikes = spike_steps(&m, &trace, "n");
     assert!(spikes.len() >= 5, "{spikes:?}");
     let isi: Vec<u32> = spikes.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(isi[isi.len() - 1] as f64 > 1.5 * isi[0] as f64, "isi {isi:?}");
-    assert!(isi.windows(2).take(3).all(|w| w[1] >= w[0]), "the first intervals lengthen: {isi:?}");
+    assert!(
+        isi[isi.len() - 1] as f64 > 1.5 * isi[0] as f64,
+        "isi {isi:?}"
+    );
+    assert!(
+        isi.windows(2).take(3).all(|w| w[1] >= w[0]),
+        "the first intervals lengthen: {isi:?}"
+    );
 }

@@ -12,7 +12,12 @@ fn rule_files() -> Vec<String> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rule") {
-                out.push(p.strip_prefix(repo()).unwrap().to_string_lossy().replace('\\', "/"));
+                out.push(
+                    p.strip_prefix(repo())
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
             }
         }
     }
@@ -45,33 +50,55 @@ fn corpus_snapshots() {
         let file_networks: Vec<String> = ast
             .items
             .iter()
-            .filter_map(|i| if let lang::ast::Item::Network(n) = i { Some(n.name.name.clone()) } else { None })
+            .filter_map(|i| {
+                if let lang::ast::Item::Network(n) = i {
+                    Some(n.name.name.clone())
+                } else {
+                    None
+                }
+            })
             .collect();
         let file_models: Vec<String> = ast
             .items
             .iter()
-            .filter_map(|i| if let lang::ast::Item::Model(m) = i { Some(m.name.name.clone()) } else { None })
+            .filter_map(|i| {
+                if let lang::ast::Item::Model(m) = i {
+                    Some(m.name.name.clone())
+                } else {
+                    None
+                }
+            })
             .collect();
         if file_networks.is_empty() {
             for name in &file_models {
-                let m = lang::lower::lower_model(&prog, name).unwrap_or_else(|d| panic!("{}", render(&sources, &d)));
+                let m = lang::lower::lower_model(&prog, name)
+                    .unwrap_or_else(|d| panic!("{}", render(&sources, &d)));
                 lang::validate::validate(&m).unwrap_or_else(|e| panic!("{f}: {name}: {e}"));
                 ir += &format!("{m}\n");
             }
         } else {
             for name in &file_networks {
-                let m = lang::lower::lower(&prog, Some(name)).unwrap_or_else(|d| panic!("{}", render(&sources, &d)));
+                let m = lang::lower::lower(&prog, Some(name))
+                    .unwrap_or_else(|d| panic!("{}", render(&sources, &d)));
                 lang::validate::validate(&m).unwrap_or_else(|e| panic!("{f}: {name}: {e}"));
                 ir += &format!("{m}\n");
             }
         }
-        let key = f.trim_start_matches("rules/").trim_end_matches(".rule").replace('/', "__");
+        let key = f
+            .trim_start_matches("rules/")
+            .trim_end_matches(".rule")
+            .replace('/', "__");
         insta::assert_snapshot!(format!("ast__{key}"), ast.to_string());
         insta::assert_snapshot!(format!("ir__{key}"), ir);
         // The AST text is itself valid source that parses back to the same text.
         let mut again = lang::Sources::new();
         let id = again.add(f.clone(), ast.to_string());
-        let reparsed = lang::syntax::parse(&again, id).unwrap_or_else(|d| panic!("{f}: printed AST does not parse: {d:?}"));
-        assert_eq!(reparsed.to_string(), ast.to_string(), "{f}: AST text round trip");
+        let reparsed = lang::syntax::parse(&again, id)
+            .unwrap_or_else(|d| panic!("{f}: printed AST does not parse: {d:?}"));
+        assert_eq!(
+            reparsed.to_string(),
+            ast.to_string(),
+            "{f}: AST text round trip"
+        );
     }
 }

@@ -6,13 +6,100 @@ use crate::common::*;
 use rand::{Rng, SeedableRng};
 
 const TOKENS: &[&str] = &[
-    "neuron", "synapse", "network", "param", "learn", "state", "input", "modulator", "output", "spike", "when",
-    "surrogate", "reset", "refractory", "weight", "let", "using", "on", "population", "projection", "with",
-    "connect", "signal", "readout", "clip", "in", "import", "{", "}", "(", ")", "[", "]", ";", ",", ".", "=", "+=",
-    "-=", "*=", "~", "->", "+", "-", "*", "/", "^", ">", ">=", "<", "?f", "dt", "pre", "post", "out", "v", "x",
-    "w", "z", "I", "tau", "0", "1", "1e308", "1e999", "-1", "0.5", "20 ms", "1 s", "10 Hz", "exp", "tanh", "sum",
-    "mean", "clip", "normal", "uniform", "exact", "euler", "exp_euler", "dense_no_self", "random", "pre.out",
-    "post.v", "rec.out", "[synapse]", "[pre]", "[post]", "[neuron]", "\n", " ", "//", "/*", "\"",
+    "neuron",
+    "synapse",
+    "network",
+    "param",
+    "learn",
+    "state",
+    "input",
+    "modulator",
+    "output",
+    "spike",
+    "when",
+    "surrogate",
+    "reset",
+    "refractory",
+    "weight",
+    "let",
+    "using",
+    "on",
+    "population",
+    "projection",
+    "with",
+    "connect",
+    "signal",
+    "readout",
+    "clip",
+    "in",
+    "import",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    ";",
+    ",",
+    ".",
+    "=",
+    "+=",
+    "-=",
+    "*=",
+    "~",
+    "->",
+    "+",
+    "-",
+    "*",
+    "/",
+    "^",
+    ">",
+    ">=",
+    "<",
+    "?f",
+    "dt",
+    "pre",
+    "post",
+    "out",
+    "v",
+    "x",
+    "w",
+    "z",
+    "I",
+    "tau",
+    "0",
+    "1",
+    "1e308",
+    "1e999",
+    "-1",
+    "0.5",
+    "20 ms",
+    "1 s",
+    "10 Hz",
+    "exp",
+    "tanh",
+    "sum",
+    "mean",
+    "clip",
+    "normal",
+    "uniform",
+    "exact",
+    "euler",
+    "exp_euler",
+    "dense_no_self",
+    "random",
+    "pre.out",
+    "post.v",
+    "rec.out",
+    "[synapse]",
+    "[pre]",
+    "[post]",
+    "[neuron]",
+    "\n",
+    " ",
+    "//",
+    "/*",
+    "\"",
 ];
 
 fn corpus_texts() -> Vec<(String, String)> {
@@ -24,7 +111,11 @@ fn corpus_texts() -> Vec<(String, String)> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rule") {
-                let name = p.strip_prefix(repo()).unwrap().to_string_lossy().replace('\\', "/");
+                let name = p
+                    .strip_prefix(repo())
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.push((name, std::fs::read_to_string(&p).unwrap()));
             }
         }
@@ -74,10 +165,19 @@ fn mutate(text: &str, rng: &mut impl Rng) -> String {
 fn exercise(name: &str, text: &str) -> bool {
     let (_, prog) = load_text(name, text);
     let Ok(prog) = prog else { return false };
-    let Ok(m) = lang::lower::lower(&prog, None) else { return false };
+    let Ok(m) = lang::lower::lower(&prog, None) else {
+        return false;
+    };
     lang::validate::validate(&m).expect("lowering produced invalid IR");
-    let Ok(inst) = lang::init::instantiate(&m, 0) else { return false };
-    let cfg = lang::interp::RunConfig { steps: 3, batch: 2, seed: 0, record: vec![] };
+    let Ok(inst) = lang::init::instantiate(&m, 0) else {
+        return false;
+    };
+    let cfg = lang::interp::RunConfig {
+        steps: 3,
+        batch: 2,
+        seed: 0,
+        record: vec![],
+    };
     lang::interp::run(&m, &inst, &cfg, &mut |_, _| {}).is_ok()
 }
 
@@ -105,7 +205,10 @@ fn mutated_corpus_never_panics() {
         }
     }
     // The mutations must also reach the later stages, or this test proves little.
-    assert!(valid > iterations / 50, "only {valid} of {iterations} mutants were valid networks");
+    assert!(
+        valid > iterations / 50,
+        "only {valid} of {iterations} mutants were valid networks"
+    );
 }
 
 #[test]
@@ -113,10 +216,19 @@ fn random_token_soup_never_panics() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     for _ in 0..2000 {
         let n = rng.gen_range(0..60);
-        let t: Vec<&str> = (0..n).map(|_| TOKENS[rng.gen_range(0..TOKENS.len())]).collect();
+        let t: Vec<&str> = (0..n)
+            .map(|_| TOKENS[rng.gen_range(0..TOKENS.len())])
+            .collect();
         no_panic("soup.rule", &t.join(" "));
     }
-    for text in ["", "\u{0}", "neuron", "neuron N {", "network N { population p: N[99999999999999999999]; }", "/*"] {
+    for text in [
+        "",
+        "\u{0}",
+        "neuron",
+        "neuron N {",
+        "network N { population p: N[99999999999999999999]; }",
+        "/*",
+    ] {
         no_panic("edge.rule", text);
     }
 }

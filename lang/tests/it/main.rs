@@ -1,7 +1,8 @@
 //! Integration tests of the language: corpus snapshots, diagnostics, closed forms.
 
-mod common;
 mod closed_forms;
+mod common;
 mod corpus;
 mod fuzz;
 mod semantics;
+mod w1;

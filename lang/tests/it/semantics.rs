@@ -18,7 +18,11 @@ fn steps(m: &Module, n: usize, drive: &mut dyn FnMut(usize, &mut State)) -> Stat
 }
 
 fn get(m: &Module, s: &State, name: &str) -> Vec<f64> {
-    s.values[m.var_by_name(name).unwrap_or_else(|| panic!("no {name}")).index()].clone()
+    s.values[m
+        .var_by_name(name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .index()]
+    .clone()
 }
 
 fn set(m: &Module, s: &mut State, name: &str, v: &[f64]) {
@@ -52,12 +56,24 @@ network N { dt = 0.5 ms; population p: Three[1]; }
     let s = steps(&m, 1, &mut |_, _| {});
     let (dt, tau, i0, k): (f64, f64, f64, f64) = (0.5, 10.0, 2.0, 0.2);
     let e = (-dt / tau).exp();
-    assert!(close(get(&m, &s, "p.a")[0], 1.0 * e + i0 * (1.0 - e)), "exact");
-    assert!(close(get(&m, &s, "p.b")[0], 1.0 + dt * (i0 - 1.0) / tau), "euler");
+    assert!(
+        close(get(&m, &s, "p.a")[0], 1.0 * e + i0 * (1.0 - e)),
+        "exact"
+    );
+    assert!(
+        close(get(&m, &s, "p.b")[0], 1.0 + dt * (i0 - 1.0) / tau),
+        "euler"
+    );
     let a = -k / tau;
     let ea = (a * dt).exp();
-    assert!(close(get(&m, &s, "p.c")[0], ea + (i0 / tau / a) * (ea - 1.0)), "exp_euler");
-    assert!(close(get(&m, &s, "p.d")[0], 1.0 - dt / tau), "euler (nonlinear)");
+    assert!(
+        close(get(&m, &s, "p.c")[0], ea + (i0 / tau / a) * (ea - 1.0)),
+        "exp_euler"
+    );
+    assert!(
+        close(get(&m, &s, "p.d")[0], 1.0 - dt / tau),
+        "euler (nonlinear)"
+    );
 }
 
 #[test]
@@ -78,7 +94,11 @@ network N { dt = 0.1 ms; population p: Pair[1]; }
     let m = module_text("t.rule", text);
     let s = steps(&m, 1, &mut |_, _| {});
     assert!(close(get(&m, &s, "p.x")[0], 1.0));
-    assert!(close(get(&m, &s, "p.y")[0], 0.1), "y used the old x: {:?}", get(&m, &s, "p.y"));
+    assert!(
+        close(get(&m, &s, "p.y")[0], 0.1),
+        "y used the old x: {:?}",
+        get(&m, &s, "p.y")
+    );
     assert!(close(get(&m, &s, "p.w")[0], 2.0));
 }
 
@@ -138,7 +158,10 @@ network N { population a: Sub[1]; population b: Zero[1]; }
     assert_eq!(za, [0., 1., 1., 0., 1., 1., 1., 0., 1., 1., 1., 0.]);
     // b: spikes at v >= 1.2 (step 2), reset to 0, held 3 steps, then 0.6, 1.2 -> spike.
     assert_eq!(zb, [0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.]);
-    assert!(close(vb[2], 0.0) && close(vb[4], 0.0) && close(vb[5], 0.6), "{vb:?}");
+    assert!(
+        close(vb[2], 0.0) && close(vb[4], 0.0) && close(vb[5], 0.6),
+        "{vb:?}"
+    );
 }
 
 #[test]
@@ -172,9 +195,17 @@ network N {
     let m = module_text("t.rule", text);
     // theta is one per post neuron.
     let theta = m.var_by_name("r.theta").unwrap();
-    assert_eq!(m.vars[theta].space, Space::Pop(m.pops.iter().find(|(_, p)| p.name == "post").unwrap().0));
+    assert_eq!(
+        m.vars[theta].space,
+        Space::Pop(m.pops.iter().find(|(_, p)| p.name == "post").unwrap().0)
+    );
     let s = steps(&m, 2, &mut |t, s| {
-        set(&m, s, "a.out", if t == 0 { &[1.0, 0.0] } else { &[0.0, 0.0] });
+        set(
+            &m,
+            s,
+            "a.out",
+            if t == 0 { &[1.0, 0.0] } else { &[0.0, 0.0] },
+        );
         set(&m, s, "b.out", &[1.0, 1.0, 1.0]); // sum over 3 teachers: post fires each step
         set(&m, s, "reward", &[2.0]);
     });
@@ -215,17 +246,31 @@ network N {
     let inst = instantiate(&m, 5).unwrap();
     let ba = m.projs.iter().find(|(_, p)| p.name == "ba").unwrap().0;
     let ones = inst.masks[ba.index()].iter().filter(|&&b| b).count();
-    assert!(ones > 0 && ones < 16, "random(p = 0.5) mask has {ones} of 16");
+    assert!(
+        ones > 0 && ones < 16,
+        "random(p = 0.5) mask has {ones} of 16"
+    );
     let s = steps(&m, 2, &mut |_, s| set(&m, s, "x.out", &[1.0]));
     let a = get(&m, &s, "a.q");
     for i in 0..4 {
-        let row = inst.masks[ba.index()][i * 4..i * 4 + 4].iter().filter(|&&b| b).count();
-        assert!(close(a[i], 1.0 + 4.0 * row as f64), "a[{i}] = {} with {row} inputs", a[i]);
+        let row = inst.masks[ba.index()][i * 4..i * 4 + 4]
+            .iter()
+            .filter(|&&b| b)
+            .count();
+        assert!(
+            close(a[i], 1.0 + 4.0 * row as f64),
+            "a[{i}] = {} with {row} inputs",
+            a[i]
+        );
     }
     // dense_no_self: 3 of b's 4 previous values (4 each), plus the sum of the new a.
     let b = get(&m, &s, "b.q");
     let sum_a: f64 = a.iter().sum();
-    assert!(b.iter().all(|&x| close(x, sum_a + 12.0)), "{b:?} vs {}", sum_a + 12.0);
+    assert!(
+        b.iter().all(|&x| close(x, sum_a + 12.0)),
+        "{b:?} vs {}",
+        sum_a + 12.0
+    );
 }
 
 #[test]
@@ -251,12 +296,21 @@ network N {
     assert_eq!(w.len(), 600);
     let mean = w.iter().sum::<f64>() / 600.0;
     let sd = (w.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 600.0).sqrt();
-    assert!((mean - 0.5).abs() < 0.02 && (sd - 0.1).abs() < 0.02, "normal(0.5, 0.1): {mean} {sd}");
+    assert!(
+        (mean - 0.5).abs() < 0.02 && (sd - 0.1).abs() < 0.02,
+        "normal(0.5, 0.1): {mean} {sd}"
+    );
     let g = &inst.params[m.var_by_name("s.g").unwrap().index()];
     assert_eq!(g.len(), 20);
     assert!(g.iter().all(|x| (-1.0..1.0).contains(x)));
-    assert_eq!(inst.params[m.var_by_name("s.k").unwrap().index()], [6.0], "parameters may use later parameters");
-    let VarKind::Param { learn, bounds, .. } = &m.vars[m.var_by_name("s.w").unwrap()].kind else { panic!() };
+    assert_eq!(
+        inst.params[m.var_by_name("s.k").unwrap().index()],
+        [6.0],
+        "parameters may use later parameters"
+    );
+    let VarKind::Param { learn, bounds, .. } = &m.vars[m.var_by_name("s.w").unwrap()].kind else {
+        panic!()
+    };
     assert!(*learn && *bounds == Some((0.0, 1.0)));
     // Same seed, same values; another seed, others.
     assert_eq!(&instantiate(&m, 9).unwrap().params, &inst.params);
@@ -275,12 +329,18 @@ synapse H {
 network N { input x[2]; population y: R[2]; projection h: x -> y with H; }
 "#;
     let m = module_text("t.rule", text);
-    assert!(m.exprs().iter().any(|(_, e)| matches!(e, Expr::Hole(name, args) if name == "f" && args.len() == 3)));
+    assert!(m
+        .exprs()
+        .iter()
+        .any(|(_, e)| matches!(e, Expr::Hole(name, args) if name == "f" && args.len() == 3)));
     assert!(m.to_string().contains("hole"), "{m}");
     let inst = instantiate(&m, 0);
     let err = match inst {
         Err(e) => e.to_string(),
-        Ok(inst) => Interp::new(&m, &inst).err().expect("a module with holes cannot run").to_string(),
+        Ok(inst) => Interp::new(&m, &inst)
+            .err()
+            .expect("a module with holes cannot run")
+            .to_string(),
     };
     assert!(err.contains("?f"), "{err}");
 }
@@ -291,11 +351,25 @@ fn surrogate_shapes() {
     let mut m = Module::new("s", 1.0);
     let u = m.constant(0.25);
     for (kind, a, b, want) in [
-        (SurrogateKind::FastSigmoid, 1.0, 10.0, 1.0 / (1.0f64 + 2.5).powi(2)),
+        (
+            SurrogateKind::FastSigmoid,
+            1.0,
+            10.0,
+            1.0 / (1.0f64 + 2.5).powi(2),
+        ),
         (SurrogateKind::Triangle, 0.3, 1.0, 0.3 * 0.75),
-        (SurrogateKind::Arctan, 1.0, 2.0, 1.0 / (1.0 + (std::f64::consts::PI * 0.5f64).powi(2))),
+        (
+            SurrogateKind::Arctan,
+            1.0,
+            2.0,
+            1.0 / (1.0 + (std::f64::consts::PI * 0.5f64).powi(2)),
+        ),
     ] {
-        let s = Surrogate { kind, a: m.constant(a), b: m.constant(b) };
+        let s = Surrogate {
+            kind,
+            a: m.constant(a),
+            b: m.constant(b),
+        };
         let e = m.surrogate_value(u, s);
         let got = m.as_const(e).expect("folds to a constant");
         assert!(close(got, want), "{kind:?}: {got} vs {want}");
@@ -303,4 +377,23 @@ fn surrogate_shapes() {
         let x = m.constant(0.0);
         let _ = x;
     }
+}
+
+#[test]
+fn names_may_start_with_keywords() {
+    let text = r#"
+neuron K {
+  param learning = 2;
+  state letter = 0;
+  state statex = 0;
+  state inx = 0;
+  letter = learning;
+  statex += 1;
+  inx = letter + statex;
+}
+network N { population p: K[1]; }
+"#;
+    let m = module_text("t.rule", text);
+    let s = steps(&m, 1, &mut |_, _| {});
+    assert_eq!(get(&m, &s, "p.inx"), [3.0]);
 }
