@@ -1837,28 +1837,25 @@ impl<'p> Lowerer<'p> {
                 b,
             };
         };
-        let (kind, names, defaults): (SurrogateKind, [&str; 2], [f64; 2]) = match c
-            .func
-            .name
-            .as_str()
-        {
-            "fast_sigmoid" => (SurrogateKind::FastSigmoid, ["scale", "height"], [10.0, 1.0]),
-            "triangle" => (SurrogateKind::Triangle, ["height", "width"], [0.3, 1.0]),
-            "arctan" => (SurrogateKind::Arctan, ["scale", "height"], [1.0, 1.0]),
-            other => {
-                let mut d = Diagnostic::error(
-                    c.func.span,
-                    format!(
+        let (kind, names, defaults): (SurrogateKind, [&str; 2], [f64; 2]) =
+            match c.func.name.as_str() {
+                "fast_sigmoid" => (SurrogateKind::FastSigmoid, ["scale", "height"], [10.0, 1.0]),
+                "triangle" => (SurrogateKind::Triangle, ["height", "width"], [0.3, 1.0]),
+                "arctan" => (SurrogateKind::Arctan, ["scale", "height"], [1.0, 1.0]),
+                other => {
+                    let mut d = Diagnostic::error(
+                        c.func.span,
+                        format!(
                         "unknown surrogate `{other}`: use `fast_sigmoid`, `triangle` or `arctan`"
                     ),
-                );
-                if let Some(h) = did_you_mean(other, ["fast_sigmoid", "triangle", "arctan"]) {
-                    d = d.with_note(h);
+                    );
+                    if let Some(h) = did_you_mean(other, ["fast_sigmoid", "triangle", "arctan"]) {
+                        d = d.with_note(h);
+                    }
+                    self.push(d);
+                    (SurrogateKind::FastSigmoid, ["scale", "height"], [10.0, 1.0])
                 }
-                self.push(d);
-                (SurrogateKind::FastSigmoid, ["scale", "height"], [10.0, 1.0])
-            }
-        };
+            };
         let mut vals = [self.m.constant(defaults[0]), self.m.constant(defaults[1])];
         if c.args.len() > 2 {
             self.err(
