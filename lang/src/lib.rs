@@ -27,6 +27,9 @@ pub mod validate;
 pub use diag::Diagnostic;
 pub use source::{FileId, Sources, Span};
 
+/// Finds an imported file: `(importer name, import path) -> (name, text)` or why not.
+pub type Resolver<'a> = dyn FnMut(&str, &str) -> Result<(String, String), String> + 'a;
+
 /// Parses `root` and, transitively, every file it imports. `resolve(importer, path)`
 /// returns the imported file's name and text (the CLI reads files; tests use maps).
 /// Each file is parsed once, whatever the number of imports that reach it; files come
@@ -34,7 +37,7 @@ pub use source::{FileId, Sources, Span};
 pub fn load(
     sources: &mut Sources,
     root: FileId,
-    resolve: &mut dyn FnMut(&str, &str) -> Result<(String, String), String>,
+    resolve: &mut Resolver<'_>,
 ) -> Result<Vec<(FileId, ast::File)>, Vec<Diagnostic>> {
     let mut out = Vec::new();
     let mut errors = Vec::new();

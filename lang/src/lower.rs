@@ -785,11 +785,11 @@ impl<'p> Lowerer<'p> {
                 } else {
                     BinOp::Max
                 };
-                return Some(Val {
+                Some(Val {
                     e: self.m.mk_bin(op, ops[0], ops[1]),
                     u,
                     sp,
-                });
+                })
             }
             "pow" => {
                 self.dimensionless(&vals[1], c.args[1].value.span, "an exponent");
@@ -805,11 +805,11 @@ impl<'p> Lowerer<'p> {
                         Some(0)
                     }
                 };
-                return Some(Val {
+                Some(Val {
                     e: self.m.mk_bin(BinOp::Pow, ops[0], ops[1]),
                     u,
                     sp,
-                });
+                })
             }
             _ => {
                 let u = self.unit_eq(vals[0].u, vals[1].u, c.span, "the arguments of `clip` are");
@@ -2341,15 +2341,12 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
     for m in &net.members {
         if let NetMember::Dt(e) = m {
             let mut sc = Scope::new(Phase::Init, None);
-            match lw0.expr(e, &mut sc) {
-                Some(v) => {
-                    lw0.unit_eq(Some(1), v.u, e.span, "`dt` must be a time;");
-                    match lw0.m.as_const(v.e) {
-                        Some(x) if x > 0.0 && x.is_finite() => dt = x,
-                        _ => lw0.err(e.span, "`dt` must be a positive number of ms or s"),
-                    }
+            if let Some(v) = lw0.expr(e, &mut sc) {
+                lw0.unit_eq(Some(1), v.u, e.span, "`dt` must be a time;");
+                match lw0.m.as_const(v.e) {
+                    Some(x) if x > 0.0 && x.is_finite() => dt = x,
+                    _ => lw0.err(e.span, "`dt` must be a positive number of ms or s"),
                 }
-                None => {}
             }
         }
     }

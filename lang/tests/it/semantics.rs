@@ -338,8 +338,7 @@ network N { input x[2]; population y: R[2]; projection h: x -> y with H; }
     let err = match inst {
         Err(e) => e.to_string(),
         Ok(inst) => Interp::new(&m, &inst)
-            .err()
-            .expect("a module with holes cannot run")
+            .expect_err("a module with holes cannot run")
             .to_string(),
     };
     assert!(err.contains("?f"), "{err}");
