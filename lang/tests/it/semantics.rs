@@ -252,15 +252,14 @@ network N {
     );
     let s = steps(&m, 2, &mut |_, s| set(&m, s, "x.out", &[1.0]));
     let a = get(&m, &s, "a.q");
-    for i in 0..4 {
+    for (i, &ai) in a.iter().enumerate() {
         let row = inst.masks[ba.index()][i * 4..i * 4 + 4]
             .iter()
             .filter(|&&b| b)
             .count();
         assert!(
-            close(a[i], 1.0 + 4.0 * row as f64),
-            "a[{i}] = {} with {row} inputs",
-            a[i]
+            close(ai, 1.0 + 4.0 * row as f64),
+            "a[{i}] = {ai} with {row} inputs"
         );
     }
     // dense_no_self: 3 of b's 4 previous values (4 each), plus the sum of the new a.
