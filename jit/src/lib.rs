@@ -1,4 +1,209 @@
-//! The Cranelift back end: compiles `lang::ir` step programs into native kernels.
+//! The Cranelift back end: compiles a network's IR step into one native function, and
+//! runs it over a batch of episodes.
 //!
-//! Not built yet (issue 3). The crate exists so that the workspace layout is the one in
-//! `ARCHITECTURE.md` and so that nothing in `lang` ever grows a Cranelift dependency.
+//! Central design decision: one compiled function computes one time step of one
+//! episode, with the step cut into fused loop nests by [`schedule`] (one nest per pass
+//! over a space). Episodes are independent, so a batch is split across rayon threads
+//! that never synchronise within a step; the same function pointer is called from
+//! every thread (it is `Send + Sync`: pure code over caller-provided memory).
+//!
+//! All `unsafe` of ruleopt lives in this crate: calling the compiled code ([`Kernel`]'s
+//! `call`), and freeing it when the kernel drops.
+#![warn(missing_docs)]
+
+pub mod math;
+pub mod run;
+pub mod schedule;
+mod translate;
+
+use cranelift_codegen::ir::UserFuncName;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module as _};
+use lang::ir::{Expr, Module};
+use math::Libcall;
+use std::collections::HashMap;
+use std::time::Instant;
+
+pub use run::{run, Runner};
+pub use translate::Layout;
+
+/// Floating-point precision of the compiled kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 32-bit floats (the default: half the memory traffic).
+    #[default]
+    F32,
+    /// 64-bit floats (bit-compatible with the reference interpreter).
+    F64,
+}
+
+/// Why a module could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    /// The module still has a hole.
+    #[error("the hole `?{0}` has no expression yet: a rule with holes cannot be compiled")]
+    Hole(String),
+    /// The module is not valid IR.
+    #[error(transparent)]
+    Invalid(#[from] lang::validate::ValidationError),
+    /// Cranelift refused the function (a bug in the translator).
+    #[error("Cranelift: {0}")]
+    Codegen(String),
+    /// The host CPU is not supported by Cranelift.
+    #[error("this CPU is not supported by Cranelift: {0}")]
+    Host(String),
+    /// An inconsistency in the translator (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Options of [`compile`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Element type.
+    pub precision: Precision,
+}
+
+/// `step(vars, scratch, masks, episode)`.
+type StepFn = unsafe extern "C" fn(*const *mut u8, *const *mut u8, *const *const u8, i64);
+
+/// A compiled step function and what it needs at run time. Dropping it frees the code.
+pub struct Kernel {
+    module: Option<JITModule>,
+    step: StepFn,
+    /// Element type.
+    pub precision: Precision,
+    /// Buffers and masks the function expects.
+    pub layout: Layout,
+    /// The Cranelift IR before optimisation (for `--emit clif` and snapshots).
+    pub clif: String,
+    /// Seconds spent compiling (translation, Cranelift, linking).
+    pub compile_seconds: f64,
+}
+
+// SAFETY: the compiled code is immutable after finalisation and touches only memory
+// passed by the caller; the JIT module is only used again in `Drop`.
+unsafe impl Send for Kernel {}
+unsafe impl Sync for Kernel {}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: `step` is never called after the kernel is dropped: callers borrow
+            // the kernel for every call.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+impl Kernel {
+    /// Calls the step function for one episode.
+    ///
+    /// # Safety
+    ///
+    /// `vars` must hold one pointer per IR variable to storage of the kernel's element
+    /// type and the variable's full size (`[batch][size]` for states and inputs, with
+    /// `episode < batch`), `scratch` one pointer per [`Layout::scratch`] slot to that
+    /// many elements, `masks` one pointer per projection (`n_post * n_pre` bytes where
+    /// [`Layout::masked`], anything otherwise). No other thread may write the storage
+    /// of this episode, the scratch buffers or any parameter during the call.
+    pub unsafe fn call(
+        &self,
+        vars: *const *mut u8,
+        scratch: *const *mut u8,
+        masks: *const *const u8,
+        episode: usize,
+    ) {
+        unsafe { (self.step)(vars, scratch, masks, episode as i64) }
+    }
+}
+
+/// Compiles the step of a (valid, hole-free) module.
+pub fn compile(m: &Module, opts: Options) -> Result<Kernel, JitError> {
+    let start = Instant::now();
+    lang::validate::validate(m)?;
+    let live = m.live_step();
+    if let Some((_, Expr::Hole(name, _))) = m
+        .exprs()
+        .iter()
+        .find(|(e, x)| live[e.index()] && matches!(x, Expr::Hole(..)))
+    {
+        return Err(JitError::Hole(name.clone()));
+    }
+    let mut flags = settings::builder();
+    let set = |f: &mut settings::Builder, k: &str, v: &str| {
+        f.set(k, v).map_err(|e| JitError::Codegen(e.to_string()))
+    };
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(&mut flags, "is_pic", "false")?;
+    set(&mut flags, "opt_level", "speed")?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| JitError::Host(e.to_string()))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| JitError::Codegen(e.to_string()))?;
+    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+    for f in Libcall::ALL {
+        builder.symbol(f.name(), f.address());
+    }
+    let mut module = JITModule::new(builder);
+    let sched = schedule::schedule(m);
+    let layout = Layout::new(m, &sched);
+    let mut ctx = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    let sig = module.make_signature();
+    let mut libs = HashMap::new();
+    let mut lib_ids = Vec::new();
+    for f in Libcall::ALL {
+        let id = module
+            .declare_function(
+                f.name(),
+                Linkage::Import,
+                &f.signature(module.make_signature()),
+            )
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        lib_ids.push((f, id));
+    }
+    let mut full_sig = sig.clone();
+    for _ in 0..4 {
+        full_sig.params.push(cranelift_codegen::ir::AbiParam::new(
+            cranelift_codegen::ir::types::I64,
+        ));
+    }
+    let fid = module
+        .declare_function("step", Linkage::Local, &full_sig)
+        .map_err(|e| JitError::Codegen(e.to_string()))?;
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, fid.as_u32());
+    let clif;
+    {
+        let mut fb = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        for (f, id) in &lib_ids {
+            libs.insert(*f, module.declare_func_in_func(*id, fb.func));
+        }
+        let tx = translate::Tx::new(m, &sched, &layout, fb, opts.precision, libs);
+        fb = tx.emit()?;
+        fb.finalize(module.target_config());
+        clif = ctx.func.display().to_string();
+    }
+    module
+        .define_function(fid, &mut ctx)
+        .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+    module.clear_context(&mut ctx);
+    module
+        .finalize_definitions()
+        .map_err(|e| JitError::Codegen(e.to_string()))?;
+    let ptr = module.get_finalized_function(fid);
+    // SAFETY: `step` was declared with exactly this signature (four i64-sized params,
+    // no returns) in the host calling convention.
+    let step: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(ptr) };
+    Ok(Kernel {
+        module: Some(module),
+        step,
+        precision: opts.precision,
+        layout,
+        clif,
+        compile_seconds: start.elapsed().as_secs_f64(),
+    })
+}

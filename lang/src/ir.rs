@@ -618,6 +618,19 @@ impl Module {
         }
     }
 
+    /// Nodes reachable from the step's updates only (what one step evaluates), as a
+    /// mask over the arena.
+    pub fn live_step(&self) -> Vec<bool> {
+        let mut live = vec![false; self.exprs.len()];
+        let mut stack: Vec<ExprId> = self.updates.iter().map(|&(_, e)| e).collect();
+        while let Some(e) = stack.pop() {
+            if !std::mem::replace(&mut live[e.index()], true) {
+                stack.extend(self.exprs[e].operands());
+            }
+        }
+        live
+    }
+
     /// Nodes reachable from the step's updates and the initializers, as a mask over
     /// the arena.
     pub fn live(&self) -> Vec<bool> {

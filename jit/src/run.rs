@@ -1,0 +1,250 @@
+//! Running a compiled kernel: storage in the kernel's precision, per-episode scratch,
+//! episodes split across rayon threads.
+
+use crate::{JitError, Kernel, Precision};
+use lang::init::{initial_state, Instance, State};
+use lang::interp::{spiking_outputs, RunConfig, Trace};
+use lang::ir::{Module, VarId, VarKind};
+use rayon::prelude::*;
+
+/// Element types a kernel computes in.
+pub trait Elem: Copy + Send + Sync + Default + 'static {
+    /// Converts from f64 (rounding to nearest).
+    fn from_f64(x: f64) -> Self;
+    /// Converts to f64 (exactly).
+    fn to_f64(self) -> f64;
+}
+impl Elem for f32 {
+    fn from_f64(x: f64) -> f32 {
+        x as f32
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+impl Elem for f64 {
+    fn from_f64(x: f64) -> f64 {
+        x
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// Raw pointers that are handed to other threads; see [`Kernel::call`] for why this is
+/// sound: each thread works on its own episode's storage and scratch.
+#[derive(Clone, Copy)]
+struct Ptrs {
+    vars: *const *mut u8,
+    masks: *const *const u8,
+}
+// SAFETY: see the type's doc.
+unsafe impl Send for Ptrs {}
+unsafe impl Sync for Ptrs {}
+
+#[derive(Clone, Copy)]
+struct ScratchPtr(*const *mut u8);
+// SAFETY: one scratch table per episode; an episode runs on one thread at a time.
+unsafe impl Send for ScratchPtr {}
+unsafe impl Sync for ScratchPtr {}
+
+/// A batch of episodes of one network, stepped by a compiled kernel.
+pub struct Runner<'k, T: Elem> {
+    kernel: &'k Kernel,
+    m: &'k Module,
+    /// Per variable: `[batch][size]` for states and inputs, `[size]` for parameters.
+    storage: Vec<Vec<T>>,
+    masks: Vec<Vec<u8>>,
+    /// Per episode: per scratch slot, a buffer.
+    scratch: Vec<Vec<Vec<T>>>,
+    scratch_tables: Vec<Vec<*mut u8>>,
+    batch: usize,
+    /// Run episodes on rayon threads (default true).
+    pub parallel: bool,
+}
+
+impl<'k, T: Elem> Runner<'k, T> {
+    /// A batch in its initial state (drawn from `seed` as the interpreter does).
+    pub fn new(
+        kernel: &'k Kernel,
+        m: &'k Module,
+        inst: &Instance,
+        batch: usize,
+        seed: u64,
+    ) -> Result<Self, JitError> {
+        let want = if std::mem::size_of::<T>() == 4 {
+            Precision::F32
+        } else {
+            Precision::F64
+        };
+        if kernel.precision != want {
+            return Err(JitError::Internal(format!(
+                "a {:?} kernel run with {}-byte elements",
+                kernel.precision,
+                std::mem::size_of::<T>()
+            )));
+        }
+        let state =
+            initial_state(m, inst, batch, seed).map_err(|e| JitError::Internal(e.to_string()))?;
+        let storage = m
+            .vars
+            .iter()
+            .map(|(v, var)| {
+                let src = match var.kind {
+                    VarKind::Param { .. } => &inst.params[v.index()],
+                    _ => &state.values[v.index()],
+                };
+                src.iter().map(|&x| T::from_f64(x)).collect()
+            })
+            .collect();
+        let masks = inst
+            .masks
+            .iter()
+            .map(|mk| mk.iter().map(|&b| u8::from(b)).collect())
+            .collect();
+        let mut scratch: Vec<Vec<Vec<T>>> = (0..batch)
+            .map(|_| {
+                kernel
+                    .layout
+                    .scratch
+                    .iter()
+                    .map(|&n| vec![T::default(); n.max(1)])
+                    .collect()
+            })
+            .collect();
+        let scratch_tables = scratch
+            .iter_mut()
+            .map(|bufs| bufs.iter_mut().map(|b| b.as_mut_ptr() as *mut u8).collect())
+            .collect();
+        Ok(Runner {
+            kernel,
+            m,
+            storage,
+            masks,
+            scratch,
+            scratch_tables,
+            batch,
+            parallel: true,
+        })
+    }
+
+    /// Number of episodes.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// One step of every episode.
+    pub fn step(&mut self) {
+        let mut vars: Vec<*mut u8> = self
+            .storage
+            .iter_mut()
+            .map(|v| v.as_mut_ptr() as *mut u8)
+            .collect();
+        let masks: Vec<*const u8> = self.masks.iter().map(|mk| mk.as_ptr()).collect();
+        let ptrs = Ptrs {
+            vars: vars.as_mut_ptr() as *const *mut u8,
+            masks: masks.as_ptr(),
+        };
+        let kernel = self.kernel;
+        let tables: Vec<ScratchPtr> = self
+            .scratch_tables
+            .iter()
+            .map(|t| ScratchPtr(t.as_ptr()))
+            .collect();
+        let _keep = &self.scratch;
+        let one = |b: usize| {
+            let p = ptrs;
+            // SAFETY: `vars` holds one pointer per variable to storage of the kernel's
+            // element type and full size, built above; `tables[b]` is episode b's own
+            // scratch; masks are full-size. Episodes write disjoint storage.
+            unsafe { kernel.call(p.vars, tables[b].0, p.masks, b) };
+        };
+        if self.parallel && self.batch > 1 {
+            (0..self.batch).into_par_iter().for_each(one);
+        } else {
+            (0..self.batch).for_each(one);
+        }
+        drop(vars);
+    }
+
+    /// The values of a variable (all episodes), as f64.
+    pub fn get(&self, v: VarId) -> Vec<f64> {
+        self.storage[v.index()].iter().map(|x| x.to_f64()).collect()
+    }
+
+    /// Sets a variable (all episodes) from f64 values.
+    pub fn set(&mut self, v: VarId, values: &[f64]) {
+        for (d, &s) in self.storage[v.index()].iter_mut().zip(values) {
+            *d = T::from_f64(s);
+        }
+    }
+
+    /// The raw storage of a variable, in the kernel's precision.
+    pub fn storage_mut(&mut self, v: VarId) -> &mut [T] {
+        &mut self.storage[v.index()]
+    }
+
+    /// The module being run.
+    pub fn module(&self) -> &Module {
+        self.m
+    }
+}
+
+/// Runs like [`lang::interp::run`], on a compiled kernel: `drive(t, state)` sets the
+/// input variables of `state` before each step (only inputs are read back from it; the
+/// rest of `state` is not kept up to date).
+pub fn run(
+    kernel: &Kernel,
+    m: &Module,
+    inst: &Instance,
+    cfg: &RunConfig,
+    drive: &mut dyn FnMut(usize, &mut State),
+) -> Result<Trace, JitError> {
+    match kernel.precision {
+        Precision::F32 => run_with::<f32>(kernel, m, inst, cfg, drive),
+        Precision::F64 => run_with::<f64>(kernel, m, inst, cfg, drive),
+    }
+}
+
+fn run_with<T: Elem>(
+    kernel: &Kernel,
+    m: &Module,
+    inst: &Instance,
+    cfg: &RunConfig,
+    drive: &mut dyn FnMut(usize, &mut State),
+) -> Result<Trace, JitError> {
+    let mut runner: Runner<'_, T> = Runner::new(kernel, m, inst, cfg.batch, cfg.seed)?;
+    let mut state = initial_state(m, inst, cfg.batch, cfg.seed)
+        .map_err(|e| JitError::Internal(e.to_string()))?;
+    let inputs: Vec<VarId> = m
+        .vars
+        .iter()
+        .filter(|(_, v)| v.kind == VarKind::Input)
+        .map(|(h, _)| h)
+        .collect();
+    let spiking = spiking_outputs(m);
+    let mut trace = Trace {
+        spikes: vec![Vec::new(); m.pops.len()],
+        records: vec![Vec::new(); cfg.record.len()],
+    };
+    for t in 0..cfg.steps {
+        drive(t, &mut state);
+        for &v in &inputs {
+            runner.set(v, &state.values[v.index()]);
+        }
+        runner.step();
+        for (p, out) in spiking.iter().enumerate() {
+            let Some(out) = *out else { continue };
+            let n = m.space_size(m.vars[out].space);
+            for (k, z) in runner.storage[out.index()].iter().enumerate() {
+                if z.to_f64() != 0.0 {
+                    trace.spikes[p].push((t as u32, (k / n) as u32, (k % n) as u32));
+                }
+            }
+        }
+        for (r, &v) in cfg.record.iter().enumerate() {
+            trace.records[r].push(runner.get(v));
+        }
+    }
+    Ok(trace)
+}

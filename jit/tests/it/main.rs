@@ -1,0 +1,5 @@
+//! The JIT against the reference interpreter, snapshots of the Cranelift IR, and the
+//! kernel's lifetime.
+
+mod common;
+mod equiv;
