@@ -4,13 +4,13 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-/// `ruleopt`: check, compile and simulate `.rule` files.
+/// `ruleopt`: check, compile, simulate and benchmark `.rule` files.
 #[derive(Debug, Parser)]
 #[command(
     name = "ruleopt",
     version,
     about = "A language for spiking neuron models and plasticity rules: check, compile and simulate .rule files.",
-    after_help = "Examples:\n  ruleopt check rules/neurons/lif.rule\n  ruleopt compile net.rule --emit ir\n  ruleopt simulate --steps 500 --rate x=40Hz"
+    after_help = "Examples:\n  ruleopt check rules/neurons/lif.rule\n  ruleopt compile net.rule --emit ir\n  ruleopt simulate --steps 500 --rate x=40Hz\n  ruleopt bench w1 --mode fwd --n 128"
 )]
 pub struct Cli {
     /// When to colour diagnostics: `auto` colours only when the stream is a terminal.
@@ -51,16 +51,50 @@ pub enum Command {
         after_help = "Examples:\n  ruleopt check rules/neurons/lif.rule\n  ruleopt check --color never a.rule b.rule"
     )]
     Check(CheckArgs),
-    /// Print a file's AST, or a network's IR after lowering and validation.
+    /// Print a file's AST, a network's IR after lowering and validation, or its
+    /// Cranelift IR.
     #[command(
-        after_help = "Examples:\n  ruleopt compile net.rule --emit ast\n  ruleopt compile net.rule --network Example --emit ir"
+        after_help = "Examples:\n  ruleopt compile net.rule --emit ast\n  ruleopt compile net.rule --network Example --emit ir\n  ruleopt compile net.rule --emit clif --precision f64"
     )]
     Compile(CompileArgs),
-    /// Run a network on the reference interpreter with Poisson inputs and constant signals.
+    /// Run a network (JIT-compiled, or on the reference interpreter) with Poisson inputs
+    /// and constant signals.
     #[command(
-        after_help = "Input populations get Poisson spikes (default 20 Hz each); signals such as `reward` get a\nconstant (default 0). Without FILE, runs the bundled network rules/networks/lif_network.rule.\n\nExamples:\n  ruleopt simulate\n  ruleopt simulate net.rule -T 2000 -B 4 --rate x=40Hz --signal reward=1\n  ruleopt simulate --record rec.v --out run.json --raster run.svg"
+        after_help = "Input populations get Poisson spikes (default 20 Hz each); signals such as `reward` get a\nconstant (default 0). Without FILE, runs the bundled network rules/networks/lif_network.rule.\n\nExamples:\n  ruleopt simulate\n  ruleopt simulate net.rule -T 2000 -B 4 --rate x=40Hz --signal reward=1\n  ruleopt simulate --record rec.v --out run.json --raster run.svg\n  ruleopt simulate net.rule --backend interp"
     )]
     Simulate(SimulateArgs),
+    /// Measure speed and memory: the W1 workload, or compile latency.
+    #[command(
+        after_help = "Examples:\n  ruleopt bench w1 --mode fwd --n 128\n  ruleopt bench w1 --n 64 --params benchmarks/w1/params_N64.json --json\n  ruleopt bench compile rules/networks"
+    )]
+    Bench(BenchArgs),
+}
+
+/// Which engine runs a simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// The Cranelift JIT (`--precision` applies).
+    Jit,
+    /// The reference interpreter (f64).
+    Interp,
+}
+
+/// Element type of compiled code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Precision {
+    /// 32-bit floats.
+    F32,
+    /// 64-bit floats (the interpreter's arithmetic).
+    F64,
+}
+
+impl From<Precision> for jit::Precision {
+    fn from(p: Precision) -> jit::Precision {
+        match p {
+            Precision::F32 => jit::Precision::F32,
+            Precision::F64 => jit::Precision::F64,
+        }
+    }
 }
 
 /// `ruleopt check`.
@@ -80,6 +114,8 @@ pub enum Emit {
     /// without a network, each model lowered alone (a neuron as a population `self`, a
     /// rule between stand-in populations `pre` and `post`).
     Ir,
+    /// The Cranelift IR of the network's step function, before optimisation.
+    Clif,
 }
 
 /// `ruleopt compile`.
@@ -94,6 +130,9 @@ pub struct CompileArgs {
     /// What to print.
     #[arg(long, value_enum, default_value_t = Emit::Ir)]
     pub emit: Emit,
+    /// Element type of the Cranelift IR (`--emit clif` only).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
 }
 
 /// `ruleopt simulate`.
@@ -129,6 +168,94 @@ pub struct SimulateArgs {
     /// Draw a raster plot (episode 0) as SVG to this file.
     #[arg(long, value_name = "FILE.svg")]
     pub raster: Option<PathBuf>,
+    /// What runs the network: the JIT compiler or the reference interpreter.
+    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    pub backend: Backend,
+    /// Element type of the JIT's code (the interpreter always computes in f64).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+}
+
+/// `ruleopt bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The workload.
+    #[command(subcommand)]
+    pub workload: Workload,
+}
+
+/// What `bench` measures.
+#[derive(Debug, Subcommand)]
+pub enum Workload {
+    /// W1: plastic recurrent LIF network, three-factor rule, T = 1000, B = 16 (the
+    /// workload the JAX and PyTorch references run).
+    #[command(
+        after_help = "Runs one untimed warm-up, then --repeats timed passes; reports median and minimum wall\ntime, compile time, peak resident memory and synapse updates per second (N*N*B*T / median).\n\nExamples:\n  ruleopt bench w1 --mode fwd --n 256 --repeats 5\n  ruleopt bench w1 --params benchmarks/w1/params_N64.json --json"
+    )]
+    W1(W1Args),
+    /// Compile latency (parse, check, lower, JIT) of every network in some files or
+    /// directories.
+    #[command(
+        after_help = "Examples:\n  ruleopt bench compile\n  ruleopt bench compile rules/networks/w1.rule --repeats 50 --json"
+    )]
+    Compile(CompileBenchArgs),
+}
+
+/// What a W1 benchmark computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    /// The forward pass and the loss.
+    Fwd,
+    /// Loss and gradients of every learned parameter (not implemented yet).
+    Grad,
+}
+
+/// `ruleopt bench w1`.
+#[derive(Debug, Args)]
+pub struct W1Args {
+    /// What to compute.
+    #[arg(long, value_enum, default_value_t = BenchMode::Fwd)]
+    pub mode: BenchMode,
+    /// Recurrent neurons (with --params, the file's N is used).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=8192))]
+    pub n: u32,
+    /// Timed passes, after one untimed warm-up.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeats: u32,
+    /// Threads of the pool the batch's episodes are spread over.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: u32,
+    /// Element type of the kernel.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+    /// Parameters and inputs from a JSON file of the shared W1 format (else drawn from
+    /// --seed).
+    #[arg(long, value_name = "FILE.json")]
+    pub params: Option<PathBuf>,
+    /// Seed of the drawn parameters and inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ruleopt bench compile`.
+#[derive(Debug, Args)]
+pub struct CompileBenchArgs {
+    /// .rule files, or directories whose .rule files are each a network (default
+    /// `rules/networks`).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Timed compilations per network, after one untimed warm-up.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeats: u32,
+    /// Element type of the kernels.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn split_assignment(s: &str) -> Result<(String, &str), String> {

@@ -1,4 +1,5 @@
-//! The `ruleopt` command line: arguments, files, terminal output and rendering.
+//! The `ruleopt` command line: arguments, files, terminal output and rendering, and
+//! the `bench` command over the `benchmarks` crate.
 //!
 //! Central design decision: everything the binary does goes through [`run`], which
 //! writes to two `Write` streams it is given instead of the process's stdout/stderr, so
@@ -8,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod args;
+pub mod bench;
 pub mod bundled;
 pub mod load;
 pub mod raster;
@@ -17,7 +19,7 @@ pub mod simulate;
 pub use args::Cli;
 pub use render::render_diagnostics;
 
-use args::{CheckArgs, Command, CompileArgs, Emit, SimulateArgs};
+use args::{Backend, CheckArgs, Command, CompileArgs, Emit, SimulateArgs};
 use load::Session;
 use std::io::Write;
 use std::path::Path;
@@ -112,6 +114,31 @@ pub enum Error {
     /// The raster plot could not be drawn.
     #[error("cannot draw the raster plot: {0}")]
     Plot(String),
+    /// The JIT refused the network (a hole, or a bug in the JIT).
+    #[error("cannot compile the network: {0}")]
+    Jit(#[from] jit::JitError),
+    /// A benchmark failed.
+    #[error(transparent)]
+    Bench(#[from] benchmarks::BenchError),
+    /// A feature that does not exist yet.
+    #[error("{what} is not implemented yet: {why}")]
+    NotImplemented {
+        /// What was asked for.
+        what: String,
+        /// What it waits for.
+        why: String,
+    },
+}
+
+impl Error {
+    /// The process exit code: 2 for what is not implemented (like a usage error), 1
+    /// otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NotImplemented { .. } => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// `1 error`, `2 errors`.
@@ -141,6 +168,7 @@ pub fn run(cli: &Cli, o: &mut Output<'_>) -> Result<(), Error> {
         Command::Check(a) => check(a, o),
         Command::Compile(a) => compile(a, o),
         Command::Simulate(a) => simulate(a, o),
+        Command::Bench(a) => bench::bench(a, o),
     }
 }
 
@@ -241,6 +269,16 @@ fn compile(args: &CompileArgs, o: &mut Output<'_>) -> Result<(), Error> {
                 text
             }
         }
+        Emit::Clif => {
+            let module = session.module(args.network.as_deref(), o.err, o.err_color)?;
+            let kernel = jit::compile(
+                &module,
+                jit::Options {
+                    precision: args.precision.into(),
+                },
+            )?;
+            kernel.clif.clone()
+        }
     };
     o.out.write_all(text.as_bytes()).map_err(Error::Output)?;
     if !text.ends_with('\n') {
@@ -263,6 +301,10 @@ fn simulate(args: &SimulateArgs, o: &mut Output<'_>) -> Result<(), Error> {
         rates: args.rates.clone(),
         signals: args.signals.clone(),
         record: args.record.clone(),
+        backend: match args.backend {
+            Backend::Interp => simulate::Backend::Interp,
+            Backend::Jit => simulate::Backend::Jit(args.precision.into()),
+        },
     };
     let result = simulate::simulate(&module, &cfg)?;
     simulate::write_table(&result, o.out).map_err(Error::Output)?;

@@ -1,5 +1,6 @@
 //! The `ruleopt` binary: parse arguments, pick colours, run, map the result to an exit
-//! code (0 ok, 1 bad input or failed run, 2 bad flags — clap's).
+//! code (0 ok, 1 bad input or failed run, 2 bad flags — clap's — or a feature that is
+//! not implemented yet).
 
 use clap::Parser as _;
 use std::io::IsTerminal as _;
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

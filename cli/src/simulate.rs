@@ -1,6 +1,8 @@
-//! `ruleopt simulate`: runs a module on the reference interpreter with a task stub —
-//! Poisson spikes on the input populations, constants on the signals — and summarises
-//! the run as a rate table, JSON, and (see [`crate::raster`]) an SVG raster plot.
+//! `ruleopt simulate`: runs a module — compiled by the JIT, or on the reference
+//! interpreter — with a task stub (Poisson spikes on the input populations, constants
+//! on the signals) and summarises the run as a rate table, JSON, and (see
+//! [`crate::raster`]) an SVG raster plot. Both back ends produce the same
+//! [`lang::interp::Trace`], so everything after the run is shared.
 
 use crate::Error;
 use lang::diag::did_you_mean;
@@ -14,6 +16,26 @@ use std::io::Write;
 
 /// Rate of an input population without `--rate`, in Hz.
 pub const DEFAULT_RATE_HZ: f64 = 20.0;
+
+/// What runs the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The reference interpreter (f64).
+    Interp,
+    /// The Cranelift JIT, in this precision.
+    Jit(jit::Precision),
+}
+
+impl Backend {
+    /// `interp`, `jit f32`, `jit f64`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Interp => "interp",
+            Backend::Jit(jit::Precision::F32) => "jit f32",
+            Backend::Jit(jit::Precision::F64) => "jit f64",
+        }
+    }
+}
 
 /// What to run; names are checked against the module by [`simulate`].
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +53,8 @@ pub struct SimConfig {
     /// Variables to record every step (a parameter is recorded once per step, without
     /// an episode index).
     pub record: Vec<String>,
+    /// What runs the network.
+    pub backend: Backend,
 }
 
 impl Default for SimConfig {
@@ -42,6 +66,7 @@ impl Default for SimConfig {
             rates: vec![],
             signals: vec![],
             record: vec![],
+            backend: Backend::Jit(jit::Precision::F32),
         }
     }
 }
@@ -77,6 +102,8 @@ pub struct SimResult {
     pub batch: usize,
     /// Seed.
     pub seed: u64,
+    /// What ran the network ([`Backend::name`]).
+    pub backend: String,
     /// Per population, in declaration order.
     pub populations: Vec<PopSummary>,
     /// Recorded variables: `[step][episode * size + i]`.
@@ -250,8 +277,15 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
             }
         }
     };
-    let trace = lang::interp::run(module, &instance, &config, &mut drive)
-        .map_err(|e| Error::Interp(e.to_string()))?;
+    let trace = match cfg.backend {
+        Backend::Interp => lang::interp::run(module, &instance, &config, &mut drive)
+            .map_err(|e| Error::Interp(e.to_string()))?,
+        Backend::Jit(precision) => {
+            let kernel = jit::compile(module, jit::Options { precision })?;
+            jit::run(&kernel, module, &instance, &config, &mut drive)
+                .map_err(|e| Error::Interp(e.to_string()))?
+        }
+    };
 
     let time_s = cfg.steps as f64 * dt / 1000.0;
     let mut populations = Vec::new();
@@ -295,6 +329,7 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
         steps: cfg.steps,
         batch: cfg.batch,
         seed: cfg.seed,
+        backend: cfg.backend.name().to_string(),
         populations,
         records,
     })
@@ -304,8 +339,8 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
 pub fn write_table(res: &SimResult, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "network {}: {} steps of {} ms, batch {}, seed {}",
-        res.network, res.steps, res.dt_ms, res.batch, res.seed
+        "network {}: {} steps of {} ms, batch {}, seed {}, backend {}",
+        res.network, res.steps, res.dt_ms, res.batch, res.seed, res.backend
     )?;
     let rows: Vec<[String; 5]> = res
         .populations

@@ -106,8 +106,8 @@ impl Kernel {
     /// `vars` must hold one pointer per IR variable to storage of the kernel's element
     /// type and the variable's full size (`[batch][size]` for states and inputs, with
     /// `episode < batch`), `scratch` one pointer per [`Layout::scratch`] slot to that
-    /// many elements, `masks` one pointer per projection (`n_post * n_pre` bytes where
-    /// [`Layout::masked`], anything otherwise). No other thread may write the storage
+    /// many elements, `masks` one pointer per projection (`n_post * n_pre` elements of all-ones or
+    /// all-zeros bits where [`Layout::masked`], anything otherwise). No other thread may write the storage
     /// of this episode, the scratch buffers or any parameter during the call.
     pub unsafe fn call(
         &self,

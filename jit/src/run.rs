@@ -97,10 +97,13 @@ impl<'k, T: Elem> Runner<'k, T> {
                 src.iter().map(|&x| T::from_f64(x)).collect()
             })
             .collect();
+        // Masks are element-sized bit patterns (all ones or zeros), so a kernel masks a
+        // term with one `and`.
+        let es = std::mem::size_of::<T>();
         let masks = inst
             .masks
             .iter()
-            .map(|mk| mk.iter().map(|&b| u8::from(b)).collect())
+            .map(|mk| mk.iter().flat_map(|&b| std::iter::repeat_n(if b { 0xFF } else { 0 }, es)).collect())
             .collect();
         let mut scratch: Vec<Vec<Vec<T>>> = (0..batch)
             .map(|_| {

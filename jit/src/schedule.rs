@@ -32,6 +32,10 @@ pub struct Stage {
     pub nodes: Vec<ExprId>,
     /// Updates stored by this stage: (variable, value, write to a next buffer).
     pub stores: Vec<(VarId, ExprId, bool)>,
+    /// A sparse synapse stage: every output is a `SumPre` of a product with this
+    /// `Bcast(q, Pre, s)`, so pre neurons whose `s` is 0 contribute nothing and are
+    /// skipped (exact for finite factors).
+    pub gate: Option<ExprId>,
 }
 
 /// Where every node is computed and what is kept.
@@ -175,11 +179,7 @@ pub fn schedule(m: &Module) -> Schedule {
         .collect();
     let mut stages: Vec<Stage> = stage_keys
         .values()
-        .map(|&space| Stage {
-            space,
-            nodes: vec![],
-            stores: vec![],
-        })
+        .map(|&space| Stage { space, nodes: vec![], stores: vec![], gate: None })
         .collect();
     let mut stage_of: HashMap<ExprId, usize> = HashMap::new();
     for &e in &computed {
@@ -240,10 +240,37 @@ pub fn schedule(m: &Module) -> Schedule {
         }
         stages[s].stores.push((v, e, !safe));
     }
-    Schedule {
-        stages,
-        materialized,
-        late,
-        via_next,
+    for st in &mut stages {
+        st.gate = sparse_gate(m, st, &materialized);
     }
+    Schedule { stages, materialized, late, via_next }
+}
+
+/// The common pre-side factor of a synapse stage whose only outputs are row sums of
+/// products with it (see [`Stage::gate`]).
+fn sparse_gate(m: &Module, st: &Stage, materialized: &[ExprId]) -> Option<ExprId> {
+    let Space::Syn(q) = st.space else { return None };
+    if !st.stores.is_empty() {
+        return None;
+    }
+    let mut gate = None;
+    for &e in &st.nodes {
+        match *m.expr(e) {
+            Expr::SumPre(_, a) => {
+                let Expr::Binary(lang::ir::BinOp::Mul, x, y) = *m.expr(a) else { return None };
+                let is_gate = |f: ExprId| {
+                    matches!(*m.expr(f), Expr::Bcast(p, lang::ir::Side::Pre, s) if p == q && m.space(s) != Space::Global)
+                };
+                let g = [x, y].into_iter().find(|&f| is_gate(f))?;
+                if gate.is_some_and(|g0| g0 != g) {
+                    return None;
+                }
+                gate = Some(g);
+            }
+            Expr::SumPost(..) => return None,
+            _ if materialized.contains(&e) => return None,
+            _ => {}
+        }
+    }
+    gate
 }

@@ -11,7 +11,7 @@ use crate::math::Libcall;
 use crate::schedule::{param_only, Schedule, Stage};
 use crate::{JitError, Precision};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, AbiParam, FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{types, AbiParam, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use lang::ir::{BinOp, Connectivity, Expr, ExprId, Module, Side, Space, UnOp, VarId, VarKind};
 use std::collections::{HashMap, HashSet};
@@ -27,6 +27,8 @@ pub struct Layout {
     pub next_slot: HashMap<VarId, usize>,
     /// Projections that need a mask (not dense).
     pub masked: Vec<bool>,
+    /// Scratch slot of the active-block list of each sparse stage (by stage index).
+    pub gate_slot: HashMap<usize, usize>,
 }
 
 impl Layout {
@@ -38,6 +40,16 @@ impl Layout {
             node_slot.insert(e, scratch.len());
             scratch.push(m.space_size(m.space(e)));
         }
+        // Sparse stages: a list of active pre blocks (i64 byte offsets), counted in
+        // 4-byte elements so that it fits whatever the precision.
+        let mut gate_slot = HashMap::new();
+        for (k, st) in s.stages.iter().enumerate() {
+            if let (Some(_), Space::Syn(q)) = (st.gate, st.space) {
+                gate_slot.insert(k, scratch.len());
+                let n_pre = m.pops[m.projs[q].pre].size;
+                scratch.push(2 * n_pre + 2);
+            }
+        }
         let mut next_slot = HashMap::new();
         for &v in &s.via_next {
             next_slot.insert(v, scratch.len());
@@ -48,12 +60,7 @@ impl Layout {
             .iter()
             .map(|(_, p)| p.conn != Connectivity::Dense)
             .collect();
-        Layout {
-            scratch,
-            node_slot,
-            next_slot,
-            masked,
-        }
+        Layout { scratch, node_slot, next_slot, masked, gate_slot }
     }
 }
 
@@ -84,10 +91,28 @@ pub(crate) struct Tx<'a, 'f> {
     /// Nodes computed in the stage being emitted.
     current: HashSet<ExprId>,
     param_memo: HashMap<ExprId, bool>,
+    /// Vector values of the current inner-loop iteration.
+    vcache: HashMap<ExprId, Value>,
 }
 
 fn flags() -> MemFlagsData {
     MemFlagsData::trusted()
+}
+
+/// Vector accesses need not be aligned (rows of any length).
+fn vflags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+fn little() -> MemFlagsData {
+    MemFlagsData::new().with_endianness(Endianness::Little)
+}
+
+/// Where the inner synapse loop is: post index, byte offset of the row, of the column.
+struct VCx {
+    i: Value,
+    row: Value,
+    off: Value,
 }
 
 impl<'a, 'f> Tx<'a, 'f> {
@@ -154,6 +179,7 @@ impl<'a, 'f> Tx<'a, 'f> {
             materialized,
             current: HashSet::new(),
             param_memo: HashMap::new(),
+            vcache: HashMap::new(),
         }
     }
 
@@ -172,8 +198,8 @@ impl<'a, 'f> Tx<'a, 'f> {
                 self.value(e, &global)?;
             }
         }
-        for stage in &self.s.stages {
-            self.stage(stage)?;
+        for (k, stage) in self.s.stages.iter().enumerate() {
+            self.stage(k, stage)?;
         }
         // Late updates: values of another space or other variables, into next buffers.
         for &(v, e) in &self.s.late {
@@ -289,29 +315,18 @@ impl<'a, 'f> Tx<'a, 'f> {
 
     // ---------------------------------------------------------------- stages
 
-    fn stage(&mut self, stage: &Stage) -> Result<(), JitError> {
-        self.current = stage.nodes.iter().copied().collect();
+    fn reductions_of(&self, stage: &Stage) -> (Vec<ExprId>, Vec<ExprId>) {
         let m = self.m;
-        let reductions: Vec<ExprId> = stage
+        stage
             .nodes
             .iter()
             .copied()
-            .filter(|&e| {
-                matches!(
-                    m.expr(e),
-                    Expr::SumPre(..) | Expr::SumPost(..) | Expr::SumPop(..)
-                )
-            })
-            .collect();
-        let plain: Vec<ExprId> = stage
-            .nodes
-            .iter()
-            .copied()
-            .filter(|e| !reductions.contains(e))
-            .collect();
-        // Zero the SumPost buffers; declare accumulators.
-        for &r in &reductions {
-            if let Expr::SumPost(_, _) = m.expr(r) {
+            .partition(|&e| matches!(m.expr(e), Expr::SumPre(..) | Expr::SumPost(..) | Expr::SumPop(..)))
+    }
+
+    fn zero_sum_post_buffers(&mut self, reductions: &[ExprId]) -> Result<(), JitError> {
+        for &r in reductions {
+            if let Expr::SumPost(_, _) = self.m.expr(r) {
                 let slot = self.layout.node_slot[&r];
                 let n = self.layout.scratch[slot];
                 let zero = self.fconst(0.0);
@@ -322,113 +337,99 @@ impl<'a, 'f> Tx<'a, 'f> {
                 })?;
             }
         }
+        Ok(())
+    }
+
+    /// Masks a synapse term: `x` where the synapse exists, +0 elsewhere (no NaN leaks).
+    fn mask_scalar(&mut self, q: usize, k: Value, x: Value) -> Value {
+        match self.mask_base[q] {
+            None => x,
+            Some(mb) => {
+                let addr = self.addr(mb, Some(k));
+                let it = if self.ty == types::F32 { types::I32 } else { types::I64 };
+                let bits = self.b.ins().load(it, flags().with_readonly(), addr, 0);
+                let mask = self.b.ins().bitcast(self.ty, MemFlagsData::new(), bits);
+                self.b.ins().band(x, mask)
+            }
+        }
+    }
+
+    /// One element of a stage, in scalar code: the plain nodes, the reductions, the
+    /// stores.
+    fn scalar_body(
+        &mut self,
+        stage: &Stage,
+        plain: &[ExprId],
+        reductions: &[ExprId],
+        accs: &HashMap<ExprId, Variable>,
+        cx: Cx,
+    ) -> Result<(), JitError> {
+        let m = self.m;
+        for &e in plain {
+            let x = self.value(e, &cx)?;
+            if self.materialized.contains(&e) {
+                let slot = self.layout.node_slot[&e];
+                let a = self.addr(self.scratch_base[slot], self.index(m.space(e), &cx));
+                self.b.ins().store(flags(), x, a, 0);
+            }
+        }
+        for &r in reductions {
+            match *m.expr(r) {
+                Expr::SumPre(q, a) | Expr::SumPost(q, a) => {
+                    let x = self.value(a, &cx)?;
+                    let x = self.mask_scalar(q.index(), cx.k.expect("syn index"), x);
+                    if let Expr::SumPre(..) = m.expr(r) {
+                        let acc = self.b.use_var(accs[&r]);
+                        let s = self.b.ins().fadd(acc, x);
+                        self.b.def_var(accs[&r], s);
+                    } else {
+                        let slot = self.layout.node_slot[&r];
+                        let addr = self.addr(self.scratch_base[slot], cx.j);
+                        let old = self.b.ins().load(self.ty, flags(), addr, 0);
+                        let s = self.b.ins().fadd(old, x);
+                        self.b.ins().store(flags(), s, addr, 0);
+                    }
+                }
+                Expr::SumPop(_, a) => {
+                    let x = self.value(a, &cx)?;
+                    let acc = self.b.use_var(accs[&r]);
+                    let s = self.b.ins().fadd(acc, x);
+                    self.b.def_var(accs[&r], s);
+                }
+                _ => unreachable!("reductions only"),
+            }
+        }
+        for &(v, e, next) in &stage.stores {
+            let x = self.value(e, &cx)?;
+            let idx = self.index(m.vars[v].space, &cx);
+            let base = if next {
+                self.scratch_base[self.layout.next_slot[&v]]
+            } else {
+                self.var_base[v.index()].expect("base")
+            };
+            let a = self.addr(base, idx);
+            self.b.ins().store(flags(), x, a, 0);
+        }
+        Ok(())
+    }
+
+    fn stage(&mut self, index: usize, stage: &Stage) -> Result<(), JitError> {
+        self.current = stage.nodes.iter().copied().collect();
+        if let Space::Syn(q) = stage.space {
+            self.syn_stage(index, stage, q)?;
+            self.current.clear();
+            return Ok(());
+        }
+        let (reductions, plain) = self.reductions_of(stage);
         let mut accs: HashMap<ExprId, Variable> = HashMap::new();
-        for &r in &reductions {
-            if matches!(m.expr(r), Expr::SumPre(..) | Expr::SumPop(..)) {
-                let v = self.b.declare_var(self.ty);
-                accs.insert(r, v);
-            }
-        }
         let zero = self.fconst(0.0);
-        let pop_accs: Vec<ExprId> = reductions
-            .iter()
-            .copied()
-            .filter(|&r| matches!(m.expr(r), Expr::SumPop(..)))
-            .collect();
-        for &r in &pop_accs {
-            self.b.def_var(accs[&r], zero);
+        for &r in &reductions {
+            let v = self.b.declare_var(self.ty);
+            self.b.def_var(v, zero);
+            accs.insert(r, v);
         }
-        let body = |tx: &mut Self, cx: Cx| -> Result<(), JitError> {
-            for &e in &plain {
-                let x = tx.value(e, &cx)?;
-                if tx.materialized.contains(&e) {
-                    let slot = tx.layout.node_slot[&e];
-                    let a = tx.addr(tx.scratch_base[slot], tx.index(m.space(e), &cx));
-                    tx.b.ins().store(flags(), x, a, 0);
-                }
-            }
-            for &r in &reductions {
-                match *m.expr(r) {
-                    Expr::SumPre(q, a) | Expr::SumPost(q, a) => {
-                        let mut x = tx.value(a, &cx)?;
-                        if let Some(mb) = tx.mask_base[q.index()] {
-                            let addr = tx.b.ins().iadd(mb, cx.k.expect("syn index"));
-                            let byte = tx.b.ins().load(types::I8, flags().with_readonly(), addr, 0);
-                            let z = tx.fconst(0.0);
-                            x = tx.b.ins().select(byte, x, z);
-                        }
-                        if let Expr::SumPre(..) = m.expr(r) {
-                            let acc = tx.b.use_var(accs[&r]);
-                            let s = tx.b.ins().fadd(acc, x);
-                            tx.b.def_var(accs[&r], s);
-                        } else {
-                            let slot = tx.layout.node_slot[&r];
-                            let addr = tx.addr(tx.scratch_base[slot], cx.j);
-                            let old = tx.b.ins().load(tx.ty, flags(), addr, 0);
-                            let s = tx.b.ins().fadd(old, x);
-                            tx.b.ins().store(flags(), s, addr, 0);
-                        }
-                    }
-                    Expr::SumPop(_, a) => {
-                        let x = tx.value(a, &cx)?;
-                        let acc = tx.b.use_var(accs[&r]);
-                        let s = tx.b.ins().fadd(acc, x);
-                        tx.b.def_var(accs[&r], s);
-                    }
-                    _ => unreachable!("reductions only"),
-                }
-            }
-            for &(v, e, next) in &stage.stores {
-                let x = tx.value(e, &cx)?;
-                let idx = tx.index(m.vars[v].space, &cx);
-                let base = if next {
-                    tx.scratch_base[tx.layout.next_slot[&v]]
-                } else {
-                    tx.var_base[v.index()].expect("base")
-                };
-                let a = tx.addr(base, idx);
-                tx.b.ins().store(flags(), x, a, 0);
-            }
-            Ok(())
-        };
-        match stage.space {
-            Space::Syn(q) => {
-                let proj = &m.projs[q];
-                let (n_post, n_pre) = (m.pops[proj.post].size, m.pops[proj.pre].size);
-                let row_accs: Vec<ExprId> = reductions
-                    .iter()
-                    .copied()
-                    .filter(|&r| matches!(m.expr(r), Expr::SumPre(..)))
-                    .collect();
-                self.counted_loop(n_post, &mut |tx, i| {
-                    let z = tx.fconst(0.0);
-                    for &r in &row_accs {
-                        tx.b.def_var(accs[&r], z);
-                    }
-                    let row = tx.b.ins().imul_imm_s(i, n_pre as i64);
-                    tx.counted_loop(n_pre, &mut |tx, j| {
-                        let k = tx.b.ins().iadd(row, j);
-                        body(
-                            tx,
-                            Cx {
-                                i: Some(i),
-                                j: Some(j),
-                                k: Some(k),
-                            },
-                        )
-                    })?;
-                    for &r in &row_accs {
-                        let s = tx.b.use_var(accs[&r]);
-                        let slot = tx.layout.node_slot[&r];
-                        let a = tx.addr(tx.scratch_base[slot], Some(i));
-                        tx.b.ins().store(flags(), s, a, 0);
-                    }
-                    Ok(())
-                })?;
-            }
-            space => self.for_space(space, &mut |tx, cx| body(tx, cx))?,
-        }
-        for &r in &pop_accs {
+        self.for_space(stage.space, &mut |tx, cx| tx.scalar_body(stage, &plain, &reductions, &accs, cx))?;
+        for &r in &reductions {
             let s = self.b.use_var(accs[&r]);
             let slot = self.layout.node_slot[&r];
             let a = self.addr(self.scratch_base[slot], None);
@@ -436,6 +437,403 @@ impl<'a, 'f> Tx<'a, 'f> {
         }
         self.current.clear();
         Ok(())
+    }
+
+    // ---------------------------------------------------------------- synapse loops
+
+    /// Lanes of the inner synapse loop: f32x4 in f32 (summation order of a row then
+    /// differs from the interpreter's), scalar in f64 (bit-identical to it).
+    fn lanes(&self) -> usize {
+        if self.ty == types::F32 {
+            4
+        } else {
+            1
+        }
+    }
+
+    fn vty(&self) -> Type {
+        if self.ty == types::F32 {
+            types::F32X4
+        } else {
+            types::F64
+        }
+    }
+
+    fn splat(&mut self, x: Value) -> Value {
+        if self.lanes() == 1 {
+            x
+        } else {
+            self.b.ins().splat(types::F32X4, x)
+        }
+    }
+
+    /// Does a node of a synapse stage depend on the pre index? (If not, it is computed
+    /// once per post neuron, outside the inner loop.)
+    fn per_synapse(&self, e: ExprId, memo: &mut HashMap<ExprId, bool>) -> bool {
+        if let Some(&b) = memo.get(&e) {
+            return b;
+        }
+        let m = self.m;
+        let r = match m.expr(e) {
+            Expr::Const(_) => false,
+            Expr::Read(v) => matches!(m.vars[*v].space, Space::Syn(_)),
+            Expr::Bcast(_, Side::Post, _) => false,
+            Expr::Bcast(_, Side::Pre, a) => m.space(*a) != Space::Global,
+            // From an earlier stage: read per synapse only if it is a synapse value.
+            _ if self.materialized.contains(&e) && !self.current.contains(&e) => matches!(m.space(e), Space::Syn(_)),
+            Expr::Hole(..) => true,
+            other => other.operands().iter().any(|&o| self.per_synapse(o, memo)),
+        };
+        memo.insert(e, r);
+        r
+    }
+
+    /// A synapse stage: for each post neuron `i`, the row-invariant nodes, then an inner
+    /// loop over pre neurons in vectors of [`Self::lanes`], then a scalar remainder.
+    fn syn_stage(&mut self, index: usize, stage: &Stage, q: lang::ir::ProjId) -> Result<(), JitError> {
+        let m = self.m;
+        let proj = &m.projs[q];
+        let (n_post, n_pre) = (m.pops[proj.post].size, m.pops[proj.pre].size);
+        let lanes = self.lanes();
+        let n_vec = n_pre / lanes;
+        let (reductions, plain) = self.reductions_of(stage);
+        self.zero_sum_post_buffers(&reductions)?;
+        let mut memo = HashMap::new();
+        let per_syn: HashSet<ExprId> = stage.nodes.iter().copied().filter(|&e| self.per_synapse(e, &mut memo)).collect();
+        let row_nodes: Vec<ExprId> = plain.iter().copied().filter(|e| !per_syn.contains(e)).collect();
+        let syn_nodes: Vec<ExprId> = plain.iter().copied().filter(|e| per_syn.contains(e) || self.materialized.contains(e)).collect();
+        let sum_pre: Vec<ExprId> = reductions.iter().copied().filter(|&r| matches!(m.expr(r), Expr::SumPre(..))).collect();
+        let mut saccs: HashMap<ExprId, Variable> = HashMap::new();
+        let mut vaccs: HashMap<ExprId, Variable> = HashMap::new();
+        for &r in &sum_pre {
+            saccs.insert(r, self.b.declare_var(self.ty));
+            vaccs.insert(r, self.b.declare_var(self.vty()));
+        }
+        let row_bytes = (n_pre as i64) * self.es;
+        let vec_bytes = (lanes as i64) * self.es;
+        let active = match stage.gate {
+            Some(gate) => Some(self.active_blocks(index, gate, n_vec as i64 * vec_bytes, vec_bytes)?),
+            None => None,
+        };
+        self.counted_loop(n_post, &mut |tx, i| {
+            let outer = Cx { i: Some(i), j: None, k: None };
+            for &e in &row_nodes {
+                tx.value(e, &outer)?;
+            }
+            let zero = tx.fconst(0.0);
+            let vzero = tx.splat(zero);
+            for &r in &sum_pre {
+                tx.b.def_var(saccs[&r], zero);
+                tx.b.def_var(vaccs[&r], vzero);
+            }
+            let row = tx.b.ins().imul_imm_s(i, row_bytes);
+            // Vector part: every block of pre neurons, or only the active ones.
+            let mut inner = |tx: &mut Self, off: Value| -> Result<(), JitError> {
+                tx.vcache.clear();
+                let vx = VCx { i, row, off };
+                for &e in &syn_nodes {
+                    let x = tx.vval(e, &vx, &per_syn)?;
+                    if tx.materialized.contains(&e) {
+                        let slot = tx.layout.node_slot[&e];
+                        let a = tx.syn_addr(tx.scratch_base[slot], &vx);
+                        tx.b.ins().store(vflags(), x, a, 0);
+                    }
+                }
+                for &r in &reductions {
+                    let (Expr::SumPre(_, a) | Expr::SumPost(_, a)) = *m.expr(r) else { continue };
+                    let x = tx.vval(a, &vx, &per_syn)?;
+                    let x = tx.mask_vector(q.index(), &vx, x);
+                    if let Expr::SumPre(..) = m.expr(r) {
+                        let acc = tx.b.use_var(vaccs[&r]);
+                        let s = tx.b.ins().fadd(acc, x);
+                        tx.b.def_var(vaccs[&r], s);
+                    } else {
+                        let slot = tx.layout.node_slot[&r];
+                        let addr = tx.b.ins().iadd(tx.scratch_base[slot], off);
+                        let vt = tx.vty();
+                        let old = tx.b.ins().load(vt, vflags(), addr, 0);
+                        let s = tx.b.ins().fadd(old, x);
+                        tx.b.ins().store(vflags(), s, addr, 0);
+                    }
+                }
+                for &(v, e, next) in &stage.stores {
+                    let x = tx.vval(e, &vx, &per_syn)?;
+                    let base = if next { tx.scratch_base[tx.layout.next_slot[&v]] } else { tx.var_base[v.index()].expect("base") };
+                    let a = tx.syn_addr(base, &vx);
+                    tx.b.ins().store(vflags(), x, a, 0);
+                }
+                Ok(())
+            };
+            match active {
+                None => tx.byte_loop(n_vec as i64 * vec_bytes, vec_bytes, &mut inner)?,
+                Some((list, count)) => {
+                    let end = tx.b.ins().imul_imm_s(count, 8);
+                    tx.loop_to(end, 8, &mut |tx, pos| {
+                        let addr = tx.b.ins().iadd(list, pos);
+                        let off = tx.b.ins().load(types::I64, flags(), addr, 0);
+                        inner(tx, off)
+                    })?;
+                }
+            }
+            // Scalar remainder.
+            let row_k = tx.b.ins().imul_imm_s(i, n_pre as i64);
+            for j0 in n_vec * lanes..n_pre {
+                let j = tx.b.ins().iconst(types::I64, j0 as i64);
+                let k = tx.b.ins().iadd(row_k, j);
+                tx.scopes.push(HashMap::new());
+                tx.scalar_body(stage, &syn_nodes, &reductions, &saccs, Cx { i: Some(i), j: Some(j), k: Some(k) })?;
+                tx.scopes.pop();
+            }
+            for &r in &sum_pre {
+                let v = tx.b.use_var(vaccs[&r]);
+                let h = tx.hsum(v);
+                let s = tx.b.use_var(saccs[&r]);
+                let total = if n_vec == 0 { s } else if n_vec * lanes == n_pre { h } else { tx.b.ins().fadd(h, s) };
+                let slot = tx.layout.node_slot[&r];
+                let a = tx.addr(tx.scratch_base[slot], Some(i));
+                tx.b.ins().store(flags(), total, a, 0);
+            }
+            Ok(())
+        })
+    }
+
+    /// A loop over byte offsets `0, step, 2 step, .. < end`.
+    fn byte_loop(&mut self, end: i64, step: i64, body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>) -> Result<(), JitError> {
+        let end = self.b.ins().iconst(types::I64, end);
+        self.loop_to(end, step, body)
+    }
+
+    /// A loop over `0, step, 2 step, .. < end` with a bound known only at run time.
+    fn loop_to(&mut self, end: Value, step: i64, body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>) -> Result<(), JitError> {
+        let header = self.b.create_block();
+        let body_block = self.b.create_block();
+        let exit = self.b.create_block();
+        let ov = self.b.declare_var(types::I64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(ov, zero);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let off = self.b.use_var(ov);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, off, end);
+        self.b.ins().brif(more, body_block, &[], exit, &[]);
+        self.b.switch_to_block(body_block);
+        self.scopes.push(HashMap::new());
+        body(self, off)?;
+        self.scopes.pop();
+        let next = self.b.ins().iadd_imm_s(off, step);
+        self.b.def_var(ov, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+        Ok(())
+    }
+
+    /// Lists the byte offsets of the blocks of pre neurons where the gate's operand is
+    /// not all zero; returns (list address, count).
+    fn active_blocks(&mut self, index: usize, gate: ExprId, end: i64, step: i64) -> Result<(Value, Value), JitError> {
+        let Expr::Bcast(_, _, s) = *self.m.expr(gate) else {
+            return Err(JitError::Internal("a sparse gate is a broadcast".into()));
+        };
+        let base = match *self.m.expr(s) {
+            Expr::Read(var) => self.var_base[var.index()].expect("var base"),
+            _ if self.materialized.contains(&s) => self.scratch_base[self.layout.node_slot[&s]],
+            _ => return Err(JitError::Internal(format!("sparse gate {s:?} not in memory"))),
+        };
+        let list = self.scratch_base[self.layout.gate_slot[&index]];
+        let count = self.b.declare_var(types::I64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(count, zero);
+        self.byte_loop(end, step, &mut |tx, off| {
+            let addr = tx.b.ins().iadd(base, off);
+            let v = tx.vload(addr);
+            let z = tx.fconst(0.0);
+            let z = tx.splat(z);
+            let ne = tx.b.ins().fcmp(FloatCC::NotEqual, v, z);
+            let any = if tx.lanes() == 1 { ne } else { tx.b.ins().vany_true(ne) };
+            let push = tx.b.create_block();
+            let cont = tx.b.create_block();
+            tx.b.ins().brif(any, push, &[], cont, &[]);
+            tx.b.switch_to_block(push);
+            let c = tx.b.use_var(count);
+            let at = tx.b.ins().imul_imm_s(c, 8);
+            let at = tx.b.ins().iadd(list, at);
+            tx.b.ins().store(flags(), off, at, 0);
+            let c1 = tx.b.ins().iadd_imm_s(c, 1);
+            tx.b.def_var(count, c1);
+            tx.b.ins().jump(cont, &[]);
+            tx.b.switch_to_block(cont);
+            Ok(())
+        })?;
+        let n = self.b.use_var(count);
+        Ok((list, n))
+    }
+
+    fn vload(&mut self, addr: Value) -> Value {
+        let vt = self.vty();
+        self.b.ins().load(vt, vflags(), addr, 0)
+    }
+
+    fn hsum(&mut self, v: Value) -> Value {
+        if self.lanes() == 1 {
+            return v;
+        }
+        let l: Vec<Value> = (0..4u8).map(|k| self.b.ins().extractlane(v, k)).collect();
+        let a = self.b.ins().fadd(l[0], l[1]);
+        let b = self.b.ins().fadd(l[2], l[3]);
+        self.b.ins().fadd(a, b)
+    }
+
+    fn syn_addr(&mut self, base: Value, vx: &VCx) -> Value {
+        let r = self.b.ins().iadd(base, vx.row);
+        self.b.ins().iadd(r, vx.off)
+    }
+
+    fn mask_vector(&mut self, q: usize, vx: &VCx, x: Value) -> Value {
+        match self.mask_base[q] {
+            None => x,
+            Some(mb) => {
+                let addr = self.syn_addr(mb, vx);
+                let it = match self.lanes() {
+                    1 => types::I64,
+                    _ => types::I32X4,
+                };
+                let bits = self.b.ins().load(it, vflags().with_readonly(), addr, 0);
+                let vt = self.vty();
+                let mask = self.b.ins().bitcast(vt, little(), bits);
+                self.b.ins().band(x, mask)
+            }
+        }
+    }
+
+    /// 1 where `cc(x, y)`, else 0, in the vector type.
+    fn vcmp01(&mut self, cc: FloatCC, x: Value, y: Value) -> Value {
+        let one = self.fconst(1.0);
+        let one = self.splat(one);
+        if self.lanes() == 1 {
+            let z = self.fconst(0.0);
+            let c = self.b.ins().fcmp(cc, x, y);
+            return self.b.ins().select(c, one, z);
+        }
+        let c = self.b.ins().fcmp(cc, x, y);
+        let mask = self.b.ins().bitcast(types::F32X4, little(), c);
+        self.b.ins().band(mask, one)
+    }
+
+    fn vcall1(&mut self, f: Libcall, x: Value) -> Value {
+        if self.lanes() == 1 {
+            return self.call1(f, x);
+        }
+        let mut out = x;
+        for k in 0..4u8 {
+            let l = self.b.ins().extractlane(x, k);
+            let y = self.call1(f, l);
+            out = self.b.ins().insertlane(out, y, k);
+        }
+        out
+    }
+
+    /// The vector value of a node of a synapse stage at pre offset `vx.off`.
+    fn vval(&mut self, e: ExprId, vx: &VCx, per_syn: &HashSet<ExprId>) -> Result<Value, JitError> {
+        if let Some(&v) = self.vcache.get(&e) {
+            return Ok(v);
+        }
+        let m = self.m;
+        let f32 = self.ty == types::F32;
+        let mut memo = HashMap::new();
+        let v = if !self.per_synapse(e, &mut memo) && !(self.materialized.contains(&e) && per_syn.contains(&e)) {
+            let s = self.value(e, &Cx { i: Some(vx.i), j: None, k: None })?;
+            self.splat(s)
+        } else if self.materialized.contains(&e) && !self.current.contains(&e) {
+            let slot = self.layout.node_slot[&e];
+            let a = self.syn_addr(self.scratch_base[slot], vx);
+            self.vload(a)
+        } else {
+            match m.expr(e).clone() {
+                Expr::Const(c) => {
+                    let s = self.fconst(c.0);
+                    self.splat(s)
+                }
+                Expr::Read(var) => {
+                    let a = self.syn_addr(self.var_base[var.index()].expect("var base"), vx);
+                    self.vload(a)
+                }
+                Expr::Bcast(_, _, a) => {
+                    // A pre-side neuron value: contiguous in the pre index.
+                    let base = match *m.expr(a) {
+                        Expr::Read(var) => self.var_base[var.index()].expect("var base"),
+                        _ if self.materialized.contains(&a) => self.scratch_base[self.layout.node_slot[&a]],
+                        _ => return Err(JitError::Internal(format!("broadcast of {a:?}, which no earlier stage computed"))),
+                    };
+                    let addr = self.b.ins().iadd(base, vx.off);
+                    self.vload(addr)
+                }
+                Expr::SumPre(..) | Expr::SumPost(..) | Expr::SumPop(..) => {
+                    return Err(JitError::Internal(format!("reduction {e:?} read in its own stage")));
+                }
+                Expr::Hole(name, _) => return Err(JitError::Hole(name)),
+                Expr::Unary(op, a) => {
+                    let x = self.vval(a, vx, per_syn)?;
+                    let pick = |a: Libcall, b: Libcall| if f32 { b } else { a };
+                    match op {
+                        UnOp::Neg => self.b.ins().fneg(x),
+                        UnOp::Abs => self.b.ins().fabs(x),
+                        UnOp::Sqrt => self.b.ins().sqrt(x),
+                        UnOp::Relu => {
+                            let z = self.fconst(0.0);
+                            let z = self.splat(z);
+                            self.b.ins().fmax(x, z)
+                        }
+                        UnOp::Exp => self.vcall1(pick(Libcall::Exp, Libcall::ExpF), x),
+                        UnOp::Log => self.vcall1(pick(Libcall::Log, Libcall::LogF), x),
+                        UnOp::Tanh => self.vcall1(pick(Libcall::Tanh, Libcall::TanhF), x),
+                        UnOp::Sin => self.vcall1(pick(Libcall::Sin, Libcall::SinF), x),
+                        UnOp::Cos => self.vcall1(pick(Libcall::Cos, Libcall::CosF), x),
+                        UnOp::Sigmoid => {
+                            let n = self.b.ins().fneg(x);
+                            let ex = self.vcall1(pick(Libcall::Exp, Libcall::ExpF), n);
+                            let one = self.fconst(1.0);
+                            let one = self.splat(one);
+                            let d = self.b.ins().fadd(one, ex);
+                            self.b.ins().fdiv(one, d)
+                        }
+                    }
+                }
+                Expr::Binary(op, a, b) => {
+                    let (x, y) = (self.vval(a, vx, per_syn)?, self.vval(b, vx, per_syn)?);
+                    match op {
+                        BinOp::Pow => {
+                            if self.lanes() == 1 {
+                                self.binary(op, x, y)
+                            } else {
+                                let mut out = x;
+                                for k in 0..4u8 {
+                                    let (l, r) = (self.b.ins().extractlane(x, k), self.b.ins().extractlane(y, k));
+                                    let z = self.binary(op, l, r);
+                                    out = self.b.ins().insertlane(out, z, k);
+                                }
+                                out
+                            }
+                        }
+                        BinOp::Lt => self.vcmp01(FloatCC::LessThan, x, y),
+                        BinOp::Le => self.vcmp01(FloatCC::LessThanOrEqual, x, y),
+                        _ => self.binary(op, x, y),
+                    }
+                }
+                Expr::Clip(x, lo, hi) => {
+                    let (x, lo, hi) = (self.vval(x, vx, per_syn)?, self.vval(lo, vx, per_syn)?, self.vval(hi, vx, per_syn)?);
+                    let t = self.b.ins().fmax(x, lo);
+                    self.b.ins().fmin(t, hi)
+                }
+                Expr::Spike { arg, inclusive, .. } => {
+                    let u = self.vval(arg, vx, per_syn)?;
+                    let z = self.fconst(0.0);
+                    let z = self.splat(z);
+                    let cc = if inclusive { FloatCC::GreaterThanOrEqual } else { FloatCC::GreaterThan };
+                    self.vcmp01(cc, u, z)
+                }
+            }
+        };
+        self.vcache.insert(e, v);
+        Ok(v)
     }
 
     // ---------------------------------------------------------------- values

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `ruleopt` binary: each runs the built executable on files
 //! written to a fresh temporary directory and looks at exit code and output.
 
+mod bench;
 mod check;
 mod compile;
 mod diagnostics;
@@ -118,6 +119,35 @@ network Small {
   projection inp: x -> rec with Static;
 }
 "#;
+
+/// A network whose plastic synapse has a hole (`?f`): it checks but cannot run.
+pub const HOLE_NETWORK: &str = r#"
+import "models.rule";
+
+synapse Hole {
+  param w0 = 0.5;
+  state e = 0;
+  state w = w0;
+  weight = w;
+  e += ?f(pre.out, post.out, e);
+  w += 0.01 * e;
+}
+
+network Holey {
+  dt = 1 ms;
+  input x[10];
+  population rec: LIF[5];
+  projection inp: x -> rec with Hole;
+}
+"#;
+
+/// The repository root (for files of the corpus).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cli/ has a parent")
+        .to_path_buf()
+}
 
 /// A directory holding `models.rule` and `net/small.rule` (which imports
 /// `../models.rule`).

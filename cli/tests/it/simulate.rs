@@ -1,10 +1,11 @@
-use crate::{project, ruleopt, TempDir};
+use crate::{project, ruleopt, TempDir, HOLE_NETWORK};
 
 #[test]
 fn default_network_prints_a_rate_table() {
     let dir = TempDir::fresh();
     let run = ruleopt(dir.path(), &["simulate", "-T", "200"]);
     run.expect_code(0);
+    assert!(run.stdout.contains("backend jit f32"), "{}", run.stdout);
     assert!(run.stdout.contains("rate (Hz)"), "{}", run.stdout);
     assert!(run.stdout.contains("(input)"), "{}", run.stdout);
 }
@@ -207,4 +208,93 @@ fn missing_file_and_bad_output_path_are_errors() {
         "{}",
         run.stderr
     );
+}
+
+/// The populations of a `--out` file (spikes, rates, mean outputs).
+fn populations(dir: &TempDir, file: &str) -> serde_json::Value {
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(file)).expect("json written"),
+    )
+    .expect("valid JSON");
+    json["populations"].clone()
+}
+
+#[test]
+fn jit_in_f64_gives_the_interpreters_spikes() {
+    let dir = project();
+    // A strong input so that rec spikes often.
+    let args = [
+        "simulate",
+        "net/small.rule",
+        "-T",
+        "300",
+        "-B",
+        "3",
+        "--seed",
+        "5",
+        "--rate",
+        "x=200Hz",
+    ];
+    let interp = ruleopt(
+        dir.path(),
+        &[&args[..], &["--backend", "interp", "--out", "i.json"]].concat(),
+    );
+    interp.expect_code(0);
+    assert!(interp.stdout.contains("backend interp"), "{}", interp.stdout);
+    let jit = ruleopt(
+        dir.path(),
+        &[
+            &args[..],
+            &["--backend", "jit", "--precision", "f64", "--out", "j.json"],
+        ]
+        .concat(),
+    );
+    jit.expect_code(0);
+    assert!(jit.stdout.contains("backend jit f64"), "{}", jit.stdout);
+    let (i, j) = (populations(&dir, "i.json"), populations(&dir, "j.json"));
+    let rec = i
+        .as_array()
+        .expect("populations")
+        .iter()
+        .find(|p| p["name"] == "rec")
+        .expect("rec");
+    assert!(
+        rec["spikes"].as_array().is_some_and(|s| s.len() > 10),
+        "rec spikes: {rec}"
+    );
+    assert_eq!(i, j, "same spikes and rates");
+    // The default (f32) runs too, and so does the bundled network on both back ends.
+    ruleopt(dir.path(), &args).expect_code(0);
+    ruleopt(dir.path(), &["simulate", "-T", "50", "--backend", "interp"]).expect_code(0);
+}
+
+#[test]
+fn a_network_with_a_hole_is_a_clean_error() {
+    let dir = project();
+    dir.write("holey.rule", HOLE_NETWORK);
+    let run = ruleopt(dir.path(), &["simulate", "holey.rule", "-T", "10"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("cannot compile the network: the hole `?f` has no expression yet"),
+        "{}",
+        run.stderr
+    );
+    let run = ruleopt(
+        dir.path(),
+        &["simulate", "holey.rule", "-T", "10", "--backend", "interp"],
+    );
+    run.expect_code(1);
+    assert!(run.stderr.contains("hole `?f`"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_backend_flags_are_usage_errors() {
+    let dir = project();
+    for args in [
+        &["simulate", "--backend", "gpu"][..],
+        &["simulate", "--precision", "f16"],
+    ] {
+        ruleopt(dir.path(), args).expect_code(2);
+    }
 }

@@ -179,3 +179,32 @@ fn dump_schedule() {
         s.materialized, s.late, s.via_next
     );
 }
+
+#[test]
+#[ignore]
+fn first_mismatch() {
+    let m = lower_file(&std::env::var("NET").unwrap());
+    let inst = instantiate(&m, 3).unwrap();
+    let kernel = compile(&m, Options { precision: Precision::F64 }).unwrap();
+    let mut runner: Runner<'_, f64> = Runner::new(&kernel, &m, &inst, 2, 4).unwrap();
+    let mut state = initial_state(&m, &inst, 2, 4).unwrap();
+    let mut interp = Interp::new(&m, &inst).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    for t in 0..1000 {
+        for (v, vals) in inputs(&m, 2, &mut rng) {
+            state.values[v.index()].copy_from_slice(&vals);
+            runner.set(v, &vals);
+        }
+        interp.step(&mut state);
+        runner.step();
+        for (v, var) in m.vars.iter() {
+            if !matches!(var.kind, VarKind::State { .. }) {
+                continue;
+            }
+            let (a, b) = (&state.values[v.index()], runner.get(v));
+            if let Some(k) = a.iter().zip(&b).position(|(x, y)| x.to_bits() != y.to_bits()) {
+                panic!("step {t}: {}[{k}] interp {} jit {}", var.name, a[k], b[k]);
+            }
+        }
+    }
+}
