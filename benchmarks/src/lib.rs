@@ -82,8 +82,84 @@ pub fn peak_rss_bytes() -> u64 {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map_or(0, |kib| kib * 1024)
+}
+
+/// CPU time used by other processes during an interval, as a fraction of all cores
+/// (like `LoadMeter` of the references' `w1_common.py`): busy time from `/proc/stat`
+/// minus this process's own (`/proc/self/stat`). A benchmark run while something else
+/// computes says so. Where `/proc` is unavailable the load reads 0.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadMeter {
+    busy: u64,
+    total: u64,
+    own: u64,
+}
+
+impl LoadMeter {
+    /// Starts measuring.
+    pub fn start() -> LoadMeter {
+        let (busy, total) = system_jiffies();
+        LoadMeter {
+            busy,
+            total,
+            own: own_jiffies(),
+        }
+    }
+
+    /// The other processes' share of all cores since [`LoadMeter::start`], in [0, 1].
+    pub fn stop(&self) -> f64 {
+        let (busy, total) = system_jiffies();
+        let own = own_jiffies().saturating_sub(self.own);
+        let other = busy.saturating_sub(self.busy).saturating_sub(own);
+        let total = total.saturating_sub(self.total).max(1);
+        (other as f64 / total as f64).min(1.0)
+    }
+}
+
+/// (busy, total) jiffies of all cores: the first line of `/proc/stat`, idle = idle +
+/// iowait, over the first eight fields.
+fn system_jiffies() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return (0, 0);
+    }
+    let total: u64 = v.iter().sum();
+    (total - v[3] - v[4], total)
+}
+
+/// utime + stime of this process, in jiffies (fields 14 and 15 of `/proc/self/stat`,
+/// counted after the parenthesised command name).
+fn own_jiffies() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    f.iter().sum()
 }
 
 /// Median of a non-empty sample (the mean of the middle two for an even count).
@@ -136,6 +212,18 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn load_is_a_fraction() {
+        let m = LoadMeter::start();
+        let mut x = 0u64;
+        for i in 0..1_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        let load = m.stop();
+        assert!((0.0..=1.0).contains(&load), "{load}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! the shared JSON format ([`load_params_json`]), which reproduces the JAX and PyTorch
 //! references' loss.
 
-use crate::{median, peak_rss_bytes, timed, BenchError};
+use crate::{median, peak_rss_bytes, timed, BenchError, LoadMeter};
 use jit::run::{Elem, Runner};
 use jit::{Kernel, Precision};
 use lang::init::Instance;
@@ -56,7 +56,9 @@ pub fn module(n: usize) -> Result<Module, BenchError> {
         return Err(BenchError::Config("N must be at least 1".into()));
     }
     crate::lower_text(NETWORK_FILE, &source(n), Some("W1"), &mut |_, import| {
-        Err(format!("W1 is self-contained and imports nothing (\"{import}\")"))
+        Err(format!(
+            "W1 is self-contained and imports nothing (\"{import}\")"
+        ))
     })
 }
 
@@ -228,7 +230,8 @@ fn parse_params_json(text: &str) -> Result<Reference, String> {
 impl Reference {
     /// An instance of `m` (W1 with [`Reference::n`] neurons) holding these parameters.
     pub fn instance(&self, m: &Module) -> Result<Instance, BenchError> {
-        let mut inst = lang::init::instantiate(m, 0).map_err(|e| BenchError::Init(e.to_string()))?;
+        let mut inst =
+            lang::init::instantiate(m, 0).map_err(|e| BenchError::Init(e.to_string()))?;
         for (name, var) in PARAM_VARS {
             let v = m
                 .var_by_name(var)
@@ -291,7 +294,9 @@ fn forward_with<T: Elem>(
     if runner.storage_mut(xv).len() != inputs.batch * N_IN
         || runner.storage_mut(yv).len() != inputs.batch * N_OUT
     {
-        return Err(BenchError::Init("x.out or out.y has an unexpected size".into()));
+        return Err(BenchError::Init(
+            "x.out or out.y has an unexpected size".into(),
+        ));
     }
     let last = LAST.min(inputs.steps);
     let mut mean_y = vec![0.0f64; inputs.batch * N_OUT];
@@ -391,6 +396,9 @@ pub struct BenchResult {
     pub synapse_updates_per_s: f64,
     /// The loss of the (last) forward pass.
     pub loss: f64,
+    /// Per timed pass, the share of all cores other processes used meanwhile
+    /// ([`LoadMeter`]); a high value means the times are not to be trusted.
+    pub other_load: Vec<f64>,
 }
 
 /// Compiles W1 once, runs one warm-up and `repeats` timed forward passes.
@@ -433,8 +441,11 @@ pub fn bench_forward(cfg: &BenchConfig) -> Result<BenchResult, BenchError> {
     };
     let mut loss = forward(&kernel, &m, &inst, &inputs, par)?;
     let mut times = Vec::with_capacity(cfg.repeats);
+    let mut other_load = Vec::with_capacity(cfg.repeats);
     for _ in 0..cfg.repeats {
+        let meter = LoadMeter::start();
         let (l, s) = timed(|| forward(&kernel, &m, &inst, &inputs, par));
+        other_load.push(meter.stop());
         loss = l?;
         times.push(s);
     }
@@ -461,6 +472,7 @@ pub fn bench_forward(cfg: &BenchConfig) -> Result<BenchResult, BenchError> {
         peak_rss_bytes: peak_rss_bytes(),
         synapse_updates_per_s: updates / median_s,
         loss,
+        other_load,
     })
 }
 
@@ -476,11 +488,20 @@ mod tests {
 
     #[test]
     fn source_is_resized() {
-        assert!(SOURCE.contains(REC_DECL), "w1.rule declares rec: W1LIF[128]");
+        assert!(
+            SOURCE.contains(REC_DECL),
+            "w1.rule declares rec: W1LIF[128]"
+        );
         let s = source(16);
         assert!(s.contains("population rec: W1LIF[16];"));
-        let code: Vec<&str> = s.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
-        assert!(code.iter().all(|l| !l.contains("128")), "every 128 is replaced");
+        let code: Vec<&str> = s
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect();
+        assert!(
+            code.iter().all(|l| !l.contains("128")),
+            "every 128 is replaced"
+        );
         let scales = code.iter().filter(|l| l.contains("1 / sqrt(16)")).count();
         assert_eq!(scales, 3, "W_rec, W_out and w_m are scaled");
         assert!(module(0).is_err());
@@ -535,7 +556,10 @@ mod tests {
         for (from, to) in [
             (r#""ones":[[0,0,3]]"#, r#""ones":[[0,0,40]]"#),
             (r#""c":[1]"#, r#""c":[2]"#),
-            (r#""W_rec":{"shape":[1,1],"data":[0]}"#, r#""W_rec":{"shape":[1,1],"data":[]}"#),
+            (
+                r#""W_rec":{"shape":[1,1],"data":[0]}"#,
+                r#""W_rec":{"shape":[1,1],"data":[]}"#,
+            ),
             (r#""N_in":40"#, r#""N_in":4"#),
         ] {
             assert!(parse_params_json(&ok.replace(from, to)).is_err(), "{to}");

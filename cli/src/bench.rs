@@ -50,7 +50,7 @@ fn w1(a: &W1Args, o: &mut Output<'_>) -> Result<(), Error> {
 pub fn w1_line(r: &BenchResult) -> String {
     format!(
         "w1 {} N={} B={} T={} {}, {} thread{}: median {:.4} s, min {:.4} s over {} runs; \
-         {:.3e} synapse updates/s; compile {:.1} ms (JIT {:.1} ms); peak RSS {:.1} MiB; loss {:.7}",
+         {:.3e} synapse updates/s; compile {:.1} ms (JIT {:.1} ms); peak RSS {:.1} MiB; loss {:.7}; other load up to {:.0}%",
         r.mode,
         r.n,
         r.batch,
@@ -65,14 +65,19 @@ pub fn w1_line(r: &BenchResult) -> String {
         r.compile_total_s * 1e3,
         r.compile_s * 1e3,
         r.peak_rss_bytes as f64 / (1024.0 * 1024.0),
-        r.loss
+        r.loss,
+        100.0 * r.other_load.iter().copied().fold(0.0, f64::max)
     )
 }
 
 /// The `.rule` files named on the command line, directories expanded (sorted).
 fn rule_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let default = [PathBuf::from(DEFAULT_NETWORKS)];
-    let paths = if paths.is_empty() { &default[..] } else { paths };
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {

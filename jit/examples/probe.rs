@@ -4,8 +4,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let path = &args[1];
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(128);
-    let prec = if args.get(3).map(String::as_str) == Some("f64") { jit::Precision::F64 } else { jit::Precision::F32 };
-    let text = std::fs::read_to_string(path).unwrap().replace("W1LIF[128]", &format!("W1LIF[{n}]"));
+    let prec = if args.get(3).map(String::as_str) == Some("f64") {
+        jit::Precision::F64
+    } else {
+        jit::Precision::F32
+    };
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("W1LIF[128]", &format!("W1LIF[{n}]"));
     let mut sources = lang::Sources::new();
     let root = sources.add(path.clone(), text);
     let t0 = Instant::now();
@@ -15,24 +21,46 @@ fn main() {
     let t1 = Instant::now();
     let kernel = jit::compile(&m, jit::Options { precision: prec }).unwrap();
     let t2 = Instant::now();
-    eprintln!("lower {:.2} ms, jit {:.2} ms", (t1 - t0).as_secs_f64() * 1e3, (t2 - t1).as_secs_f64() * 1e3);
+    eprintln!(
+        "lower {:.2} ms, jit {:.2} ms",
+        (t1 - t0).as_secs_f64() * 1e3,
+        (t2 - t1).as_secs_f64() * 1e3
+    );
+    if std::env::var("CLIF").is_ok() {
+        println!("{}", kernel.clif);
+    }
     let inst = lang::init::instantiate(&m, 0).unwrap();
     let x = m.var_by_name("x.out").unwrap();
     for rep in 0..3 {
         let t = Instant::now();
         let mut spikes = 0.0;
-        macro_rules! go { ($T:ty) => {{
-            let mut r: jit::Runner<'_, $T> = jit::Runner::new(&kernel, &m, &inst, 16, 0).unwrap();
-            let z = m.var_by_name("rec.z").unwrap();
-            let mut rng = 12345u64;
-            for _ in 0..1000 {
-                let xs = r.storage_mut(x);
-                for v in xs.iter_mut() { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; *v = if rng % 50 == 0 { 1.0 } else { 0.0 }; }
-                r.step();
-                spikes += r.get(z).iter().sum::<f64>();
-            }
-        }}}
-        match prec { jit::Precision::F32 => go!(f32), jit::Precision::F64 => go!(f64) }
-        eprintln!("rep {rep}: {:.3} s, spike rate {:.3}", t.elapsed().as_secs_f64(), spikes / (16.0 * 1000.0 * n as f64));
+        macro_rules! go {
+            ($T:ty) => {{
+                let mut r: jit::Runner<'_, $T> =
+                    jit::Runner::new(&kernel, &m, &inst, 16, 0).unwrap();
+                let z = m.var_by_name("rec.z").unwrap();
+                let mut rng = 12345u64;
+                for _ in 0..1000 {
+                    let xs = r.storage_mut(x);
+                    for v in xs.iter_mut() {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        *v = if rng % 50 == 0 { 1.0 } else { 0.0 };
+                    }
+                    r.step();
+                    spikes += r.get(z).iter().sum::<f64>();
+                }
+            }};
+        }
+        match prec {
+            jit::Precision::F32 => go!(f32),
+            jit::Precision::F64 => go!(f64),
+        }
+        eprintln!(
+            "rep {rep}: {:.3} s, spike rate {:.3}",
+            t.elapsed().as_secs_f64(),
+            spikes / (16.0 * 1000.0 * n as f64)
+        );
     }
 }

@@ -187,9 +187,15 @@ pub fn compile(m: &Module, opts: Options) -> Result<Kernel, JitError> {
         fb.finalize(module.target_config());
         clif = ctx.func.display().to_string();
     }
+    // RULEOPT_DISASM=FILE writes the machine code (a development aid).
+    let disasm = std::env::var_os("RULEOPT_DISASM");
+    ctx.set_disasm(disasm.is_some());
     module
         .define_function(fid, &mut ctx)
         .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+    if let (Some(path), Some(code)) = (disasm, ctx.compiled_code().and_then(|c| c.vcode.clone())) {
+        std::fs::write(path, code).map_err(|e| JitError::Internal(e.to_string()))?;
+    }
     module.clear_context(&mut ctx);
     module
         .finalize_definitions()

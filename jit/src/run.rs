@@ -103,7 +103,11 @@ impl<'k, T: Elem> Runner<'k, T> {
         let masks = inst
             .masks
             .iter()
-            .map(|mk| mk.iter().flat_map(|&b| std::iter::repeat_n(if b { 0xFF } else { 0 }, es)).collect())
+            .map(|mk| {
+                mk.iter()
+                    .flat_map(|&b| std::iter::repeat_n(if b { 0xFF } else { 0 }, es))
+                    .collect()
+            })
             .collect();
         let mut scratch: Vec<Vec<Vec<T>>> = (0..batch)
             .map(|_| {

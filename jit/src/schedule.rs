@@ -179,7 +179,12 @@ pub fn schedule(m: &Module) -> Schedule {
         .collect();
     let mut stages: Vec<Stage> = stage_keys
         .values()
-        .map(|&space| Stage { space, nodes: vec![], stores: vec![], gate: None })
+        .map(|&space| Stage {
+            space,
+            nodes: vec![],
+            stores: vec![],
+            gate: None,
+        })
         .collect();
     let mut stage_of: HashMap<ExprId, usize> = HashMap::new();
     for &e in &computed {
@@ -243,7 +248,12 @@ pub fn schedule(m: &Module) -> Schedule {
     for st in &mut stages {
         st.gate = sparse_gate(m, st, &materialized);
     }
-    Schedule { stages, materialized, late, via_next }
+    Schedule {
+        stages,
+        materialized,
+        late,
+        via_next,
+    }
 }
 
 /// The common pre-side factor of a synapse stage whose only outputs are row sums of
@@ -257,10 +267,10 @@ fn sparse_gate(m: &Module, st: &Stage, materialized: &[ExprId]) -> Option<ExprId
     for &e in &st.nodes {
         match *m.expr(e) {
             Expr::SumPre(_, a) => {
-                let Expr::Binary(lang::ir::BinOp::Mul, x, y) = *m.expr(a) else { return None };
-                let is_gate = |f: ExprId| {
-                    matches!(*m.expr(f), Expr::Bcast(p, lang::ir::Side::Pre, s) if p == q && m.space(s) != Space::Global)
+                let Expr::Binary(lang::ir::BinOp::Mul, x, y) = *m.expr(a) else {
+                    return None;
                 };
+                let is_gate = |f: ExprId| matches!(*m.expr(f), Expr::Bcast(p, lang::ir::Side::Pre, s) if p == q && m.space(s) != Space::Global);
                 let g = [x, y].into_iter().find(|&f| is_gate(f))?;
                 if gate.is_some_and(|g0| g0 != g) {
                     return None;

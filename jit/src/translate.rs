@@ -11,7 +11,10 @@ use crate::math::Libcall;
 use crate::schedule::{param_only, Schedule, Stage};
 use crate::{JitError, Precision};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, AbiParam, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{
+    types, AbiParam, Endianness, FuncRef, InstBuilder, MemFlagsData, StackSlot, StackSlotData,
+    StackSlotKind, Type, Value,
+};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use lang::ir::{BinOp, Connectivity, Expr, ExprId, Module, Side, Space, UnOp, VarId, VarKind};
 use std::collections::{HashMap, HashSet};
@@ -60,7 +63,13 @@ impl Layout {
             .iter()
             .map(|(_, p)| p.conn != Connectivity::Dense)
             .collect();
-        Layout { scratch, node_slot, next_slot, masked, gate_slot }
+        Layout {
+            scratch,
+            node_slot,
+            next_slot,
+            masked,
+            gate_slot,
+        }
     }
 }
 
@@ -93,6 +102,13 @@ pub(crate) struct Tx<'a, 'f> {
     param_memo: HashMap<ExprId, bool>,
     /// Vector values of the current inner-loop iteration.
     vcache: HashMap<ExprId, Value>,
+    /// Row-invariant values of the current row, splatted.
+    row_splats: HashMap<ExprId, Value>,
+    /// Loop-carried pointers of the dense inner loop: (base, row-relative) -> pointer.
+    streams: HashMap<(Value, bool), Variable>,
+    /// Row-invariant vectors kept in stack slots, loaded in the inner loop (a splat
+    /// would be recomputed at every use, a load folds into the arithmetic).
+    splat_slots: HashMap<ExprId, StackSlot>,
 }
 
 fn flags() -> MemFlagsData {
@@ -113,6 +129,9 @@ struct VCx {
     i: Value,
     row: Value,
     off: Value,
+    /// Addresses come from loop-carried pointers ([`Tx::streams`]) rather than
+    /// `base + row + off` (which Cranelift would recompute at every use).
+    carried: bool,
 }
 
 impl<'a, 'f> Tx<'a, 'f> {
@@ -180,6 +199,9 @@ impl<'a, 'f> Tx<'a, 'f> {
             current: HashSet::new(),
             param_memo: HashMap::new(),
             vcache: HashMap::new(),
+            row_splats: HashMap::new(),
+            streams: HashMap::new(),
+            splat_slots: HashMap::new(),
         }
     }
 
@@ -317,11 +339,12 @@ impl<'a, 'f> Tx<'a, 'f> {
 
     fn reductions_of(&self, stage: &Stage) -> (Vec<ExprId>, Vec<ExprId>) {
         let m = self.m;
-        stage
-            .nodes
-            .iter()
-            .copied()
-            .partition(|&e| matches!(m.expr(e), Expr::SumPre(..) | Expr::SumPost(..) | Expr::SumPop(..)))
+        stage.nodes.iter().copied().partition(|&e| {
+            matches!(
+                m.expr(e),
+                Expr::SumPre(..) | Expr::SumPost(..) | Expr::SumPop(..)
+            )
+        })
     }
 
     fn zero_sum_post_buffers(&mut self, reductions: &[ExprId]) -> Result<(), JitError> {
@@ -346,7 +369,11 @@ impl<'a, 'f> Tx<'a, 'f> {
             None => x,
             Some(mb) => {
                 let addr = self.addr(mb, Some(k));
-                let it = if self.ty == types::F32 { types::I32 } else { types::I64 };
+                let it = if self.ty == types::F32 {
+                    types::I32
+                } else {
+                    types::I64
+                };
                 let bits = self.b.ins().load(it, flags().with_readonly(), addr, 0);
                 let mask = self.b.ins().bitcast(self.ty, MemFlagsData::new(), bits);
                 self.b.ins().band(x, mask)
@@ -428,7 +455,9 @@ impl<'a, 'f> Tx<'a, 'f> {
             self.b.def_var(v, zero);
             accs.insert(r, v);
         }
-        self.for_space(stage.space, &mut |tx, cx| tx.scalar_body(stage, &plain, &reductions, &accs, cx))?;
+        self.for_space(stage.space, &mut |tx, cx| {
+            tx.scalar_body(stage, &plain, &reductions, &accs, cx)
+        })?;
         for &r in &reductions {
             let s = self.b.use_var(accs[&r]);
             let slot = self.layout.node_slot[&r];
@@ -480,7 +509,9 @@ impl<'a, 'f> Tx<'a, 'f> {
             Expr::Bcast(_, Side::Post, _) => false,
             Expr::Bcast(_, Side::Pre, a) => m.space(*a) != Space::Global,
             // From an earlier stage: read per synapse only if it is a synapse value.
-            _ if self.materialized.contains(&e) && !self.current.contains(&e) => matches!(m.space(e), Space::Syn(_)),
+            _ if self.materialized.contains(&e) && !self.current.contains(&e) => {
+                matches!(m.space(e), Space::Syn(_))
+            }
             Expr::Hole(..) => true,
             other => other.operands().iter().any(|&o| self.per_synapse(o, memo)),
         };
@@ -490,7 +521,12 @@ impl<'a, 'f> Tx<'a, 'f> {
 
     /// A synapse stage: for each post neuron `i`, the row-invariant nodes, then an inner
     /// loop over pre neurons in vectors of [`Self::lanes`], then a scalar remainder.
-    fn syn_stage(&mut self, index: usize, stage: &Stage, q: lang::ir::ProjId) -> Result<(), JitError> {
+    fn syn_stage(
+        &mut self,
+        index: usize,
+        stage: &Stage,
+        q: lang::ir::ProjId,
+    ) -> Result<(), JitError> {
         let m = self.m;
         let proj = &m.projs[q];
         let (n_post, n_pre) = (m.pops[proj.post].size, m.pops[proj.pre].size);
@@ -499,10 +535,27 @@ impl<'a, 'f> Tx<'a, 'f> {
         let (reductions, plain) = self.reductions_of(stage);
         self.zero_sum_post_buffers(&reductions)?;
         let mut memo = HashMap::new();
-        let per_syn: HashSet<ExprId> = stage.nodes.iter().copied().filter(|&e| self.per_synapse(e, &mut memo)).collect();
-        let row_nodes: Vec<ExprId> = plain.iter().copied().filter(|e| !per_syn.contains(e)).collect();
-        let syn_nodes: Vec<ExprId> = plain.iter().copied().filter(|e| per_syn.contains(e) || self.materialized.contains(e)).collect();
-        let sum_pre: Vec<ExprId> = reductions.iter().copied().filter(|&r| matches!(m.expr(r), Expr::SumPre(..))).collect();
+        let per_syn: HashSet<ExprId> = stage
+            .nodes
+            .iter()
+            .copied()
+            .filter(|&e| self.per_synapse(e, &mut memo))
+            .collect();
+        let row_nodes: Vec<ExprId> = plain
+            .iter()
+            .copied()
+            .filter(|e| !per_syn.contains(e))
+            .collect();
+        let syn_nodes: Vec<ExprId> = plain
+            .iter()
+            .copied()
+            .filter(|e| per_syn.contains(e) || self.materialized.contains(e))
+            .collect();
+        let sum_pre: Vec<ExprId> = reductions
+            .iter()
+            .copied()
+            .filter(|&r| matches!(m.expr(r), Expr::SumPre(..)))
+            .collect();
         let mut saccs: HashMap<ExprId, Variable> = HashMap::new();
         let mut vaccs: HashMap<ExprId, Variable> = HashMap::new();
         for &r in &sum_pre {
@@ -512,11 +565,17 @@ impl<'a, 'f> Tx<'a, 'f> {
         let row_bytes = (n_pre as i64) * self.es;
         let vec_bytes = (lanes as i64) * self.es;
         let active = match stage.gate {
-            Some(gate) => Some(self.active_blocks(index, gate, n_vec as i64 * vec_bytes, vec_bytes)?),
+            Some(gate) => {
+                Some(self.active_blocks(index, gate, n_vec as i64 * vec_bytes, vec_bytes)?)
+            }
             None => None,
         };
         self.counted_loop(n_post, &mut |tx, i| {
-            let outer = Cx { i: Some(i), j: None, k: None };
+            let outer = Cx {
+                i: Some(i),
+                j: None,
+                k: None,
+            };
             for &e in &row_nodes {
                 tx.value(e, &outer)?;
             }
@@ -526,11 +585,69 @@ impl<'a, 'f> Tx<'a, 'f> {
                 tx.b.def_var(saccs[&r], zero);
                 tx.b.def_var(vaccs[&r], vzero);
             }
+            // Every row-invariant operand of the per-synapse work, splatted once per row.
+            tx.row_splats.clear();
+            let mut roots: Vec<ExprId> = syn_nodes.clone();
+            for &r in &reductions {
+                if let Expr::SumPre(_, a) | Expr::SumPost(_, a) = *m.expr(r) {
+                    roots.push(a);
+                }
+            }
+            roots.extend(stage.stores.iter().map(|&(_, e, _)| e));
+            let mut seen = HashSet::new();
+            while let Some(e) = roots.pop() {
+                if !seen.insert(e) {
+                    continue;
+                }
+                let mut memo = HashMap::new();
+                if tx.per_synapse(e, &mut memo)
+                    || (tx.materialized.contains(&e) && tx.current.contains(&e))
+                {
+                    if !matches!(m.expr(e), Expr::Bcast(..)) {
+                        roots.extend(m.expr(e).operands());
+                    }
+                } else {
+                    let x = tx.value(e, &outer)?;
+                    let v = tx.splat(x);
+                    tx.row_splats.insert(e, v);
+                    if tx.lanes() > 1 && tx.m.as_const(e).is_none() {
+                        let slot = *tx.splat_slots.entry(e).or_insert_with(|| {
+                            tx.b.create_sized_stack_slot(StackSlotData::new(
+                                StackSlotKind::ExplicitSlot,
+                                16,
+                                4,
+                            ))
+                        });
+                        tx.b.ins().stack_store(types::I64, v, slot, 0);
+                    }
+                }
+            }
             let row = tx.b.ins().imul_imm_s(i, row_bytes);
             // Vector part: every block of pre neurons, or only the active ones.
+            // Dense loops carry one pointer per stream, advanced each iteration.
+            let carried = active.is_none();
+            tx.streams.clear();
+            if carried {
+                let streams = tx.collect_streams(stage, q.index(), &syn_nodes, &reductions);
+                for (base, row_rel) in streams {
+                    let v = tx.b.declare_var(types::I64);
+                    let start = if row_rel {
+                        tx.b.ins().iadd(base, row)
+                    } else {
+                        base
+                    };
+                    tx.b.def_var(v, start);
+                    tx.streams.insert((base, row_rel), v);
+                }
+            }
             let mut inner = |tx: &mut Self, off: Value| -> Result<(), JitError> {
                 tx.vcache.clear();
-                let vx = VCx { i, row, off };
+                let vx = VCx {
+                    i,
+                    row,
+                    off,
+                    carried,
+                };
                 for &e in &syn_nodes {
                     let x = tx.vval(e, &vx, &per_syn)?;
                     if tx.materialized.contains(&e) {
@@ -540,7 +657,9 @@ impl<'a, 'f> Tx<'a, 'f> {
                     }
                 }
                 for &r in &reductions {
-                    let (Expr::SumPre(_, a) | Expr::SumPost(_, a)) = *m.expr(r) else { continue };
+                    let (Expr::SumPre(_, a) | Expr::SumPost(_, a)) = *m.expr(r) else {
+                        continue;
+                    };
                     let x = tx.vval(a, &vx, &per_syn)?;
                     let x = tx.mask_vector(q.index(), &vx, x);
                     if let Expr::SumPre(..) = m.expr(r) {
@@ -549,7 +668,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                         tx.b.def_var(vaccs[&r], s);
                     } else {
                         let slot = tx.layout.node_slot[&r];
-                        let addr = tx.b.ins().iadd(tx.scratch_base[slot], off);
+                        let addr = tx.stream_addr(tx.scratch_base[slot], false, &vx);
                         let vt = tx.vty();
                         let old = tx.b.ins().load(vt, vflags(), addr, 0);
                         let s = tx.b.ins().fadd(old, x);
@@ -558,9 +677,19 @@ impl<'a, 'f> Tx<'a, 'f> {
                 }
                 for &(v, e, next) in &stage.stores {
                     let x = tx.vval(e, &vx, &per_syn)?;
-                    let base = if next { tx.scratch_base[tx.layout.next_slot[&v]] } else { tx.var_base[v.index()].expect("base") };
+                    let base = if next {
+                        tx.scratch_base[tx.layout.next_slot[&v]]
+                    } else {
+                        tx.var_base[v.index()].expect("base")
+                    };
                     let a = tx.syn_addr(base, &vx);
                     tx.b.ins().store(vflags(), x, a, 0);
+                }
+                let vars: Vec<Variable> = tx.streams.values().copied().collect();
+                for v in vars {
+                    let p = tx.b.use_var(v);
+                    let p = tx.b.ins().iadd_imm_s(p, vec_bytes);
+                    tx.b.def_var(v, p);
                 }
                 Ok(())
             };
@@ -581,14 +710,30 @@ impl<'a, 'f> Tx<'a, 'f> {
                 let j = tx.b.ins().iconst(types::I64, j0 as i64);
                 let k = tx.b.ins().iadd(row_k, j);
                 tx.scopes.push(HashMap::new());
-                tx.scalar_body(stage, &syn_nodes, &reductions, &saccs, Cx { i: Some(i), j: Some(j), k: Some(k) })?;
+                tx.scalar_body(
+                    stage,
+                    &syn_nodes,
+                    &reductions,
+                    &saccs,
+                    Cx {
+                        i: Some(i),
+                        j: Some(j),
+                        k: Some(k),
+                    },
+                )?;
                 tx.scopes.pop();
             }
             for &r in &sum_pre {
                 let v = tx.b.use_var(vaccs[&r]);
                 let h = tx.hsum(v);
                 let s = tx.b.use_var(saccs[&r]);
-                let total = if n_vec == 0 { s } else if n_vec * lanes == n_pre { h } else { tx.b.ins().fadd(h, s) };
+                let total = if n_vec == 0 {
+                    s
+                } else if n_vec * lanes == n_pre {
+                    h
+                } else {
+                    tx.b.ins().fadd(h, s)
+                };
                 let slot = tx.layout.node_slot[&r];
                 let a = tx.addr(tx.scratch_base[slot], Some(i));
                 tx.b.ins().store(flags(), total, a, 0);
@@ -598,13 +743,23 @@ impl<'a, 'f> Tx<'a, 'f> {
     }
 
     /// A loop over byte offsets `0, step, 2 step, .. < end`.
-    fn byte_loop(&mut self, end: i64, step: i64, body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>) -> Result<(), JitError> {
+    fn byte_loop(
+        &mut self,
+        end: i64,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
         let end = self.b.ins().iconst(types::I64, end);
         self.loop_to(end, step, body)
     }
 
     /// A loop over `0, step, 2 step, .. < end` with a bound known only at run time.
-    fn loop_to(&mut self, end: Value, step: i64, body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>) -> Result<(), JitError> {
+    fn loop_to(
+        &mut self,
+        end: Value,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
         let header = self.b.create_block();
         let body_block = self.b.create_block();
         let exit = self.b.create_block();
@@ -629,14 +784,24 @@ impl<'a, 'f> Tx<'a, 'f> {
 
     /// Lists the byte offsets of the blocks of pre neurons where the gate's operand is
     /// not all zero; returns (list address, count).
-    fn active_blocks(&mut self, index: usize, gate: ExprId, end: i64, step: i64) -> Result<(Value, Value), JitError> {
+    fn active_blocks(
+        &mut self,
+        index: usize,
+        gate: ExprId,
+        end: i64,
+        step: i64,
+    ) -> Result<(Value, Value), JitError> {
         let Expr::Bcast(_, _, s) = *self.m.expr(gate) else {
             return Err(JitError::Internal("a sparse gate is a broadcast".into()));
         };
         let base = match *self.m.expr(s) {
             Expr::Read(var) => self.var_base[var.index()].expect("var base"),
             _ if self.materialized.contains(&s) => self.scratch_base[self.layout.node_slot[&s]],
-            _ => return Err(JitError::Internal(format!("sparse gate {s:?} not in memory"))),
+            _ => {
+                return Err(JitError::Internal(format!(
+                    "sparse gate {s:?} not in memory"
+                )))
+            }
         };
         let list = self.scratch_base[self.layout.gate_slot[&index]];
         let count = self.b.declare_var(types::I64);
@@ -648,7 +813,11 @@ impl<'a, 'f> Tx<'a, 'f> {
             let z = tx.fconst(0.0);
             let z = tx.splat(z);
             let ne = tx.b.ins().fcmp(FloatCC::NotEqual, v, z);
-            let any = if tx.lanes() == 1 { ne } else { tx.b.ins().vany_true(ne) };
+            let any = if tx.lanes() == 1 {
+                ne
+            } else {
+                tx.b.ins().vany_true(ne)
+            };
             let push = tx.b.create_block();
             let cont = tx.b.create_block();
             tx.b.ins().brif(any, push, &[], cont, &[]);
@@ -683,8 +852,109 @@ impl<'a, 'f> Tx<'a, 'f> {
     }
 
     fn syn_addr(&mut self, base: Value, vx: &VCx) -> Value {
-        let r = self.b.ins().iadd(base, vx.row);
+        self.stream_addr(base, true, vx)
+    }
+
+    /// The address of the current element of a row (`row_rel`) or pre-side array.
+    fn stream_addr(&mut self, base: Value, row_rel: bool, vx: &VCx) -> Value {
+        if vx.carried {
+            if let Some(&v) = self.streams.get(&(base, row_rel)) {
+                return self.b.use_var(v);
+            }
+        }
+        let r = if row_rel {
+            self.b.ins().iadd(base, vx.row)
+        } else {
+            base
+        };
         self.b.ins().iadd(r, vx.off)
+    }
+
+    /// The streams (base pointers) the per-synapse work of a stage reads or writes.
+    fn collect_streams(
+        &self,
+        stage: &Stage,
+        q: usize,
+        syn_nodes: &[ExprId],
+        reductions: &[ExprId],
+    ) -> Vec<(Value, bool)> {
+        let m = self.m;
+        let mut out: Vec<(Value, bool)> = Vec::new();
+        let push = |k: (Value, bool), out: &mut Vec<(Value, bool)>| {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        };
+        let mut roots: Vec<ExprId> = syn_nodes.to_vec();
+        for &e in syn_nodes {
+            if self.materialized.contains(&e) {
+                push(
+                    (self.scratch_base[self.layout.node_slot[&e]], true),
+                    &mut out,
+                );
+            }
+        }
+        for &r in reductions {
+            match *m.expr(r) {
+                Expr::SumPre(_, a) => roots.push(a),
+                Expr::SumPost(_, a) => {
+                    roots.push(a);
+                    push(
+                        (self.scratch_base[self.layout.node_slot[&r]], false),
+                        &mut out,
+                    );
+                }
+                _ => {}
+            }
+        }
+        if !reductions.is_empty() {
+            if let Some(mb) = self.mask_base[q] {
+                push((mb, true), &mut out);
+            }
+        }
+        for &(v, e, next) in &stage.stores {
+            roots.push(e);
+            let base = if next {
+                self.scratch_base[self.layout.next_slot[&v]]
+            } else {
+                self.var_base[v.index()].expect("base")
+            };
+            push((base, true), &mut out);
+        }
+        let mut seen = HashSet::new();
+        while let Some(e) = roots.pop() {
+            if !seen.insert(e) || self.row_splats.contains_key(&e) {
+                continue;
+            }
+            let mut memo = HashMap::new();
+            if !self.per_synapse(e, &mut memo) {
+                continue;
+            }
+            if self.materialized.contains(&e) && !self.current.contains(&e) {
+                push(
+                    (self.scratch_base[self.layout.node_slot[&e]], true),
+                    &mut out,
+                );
+                continue;
+            }
+            match *m.expr(e) {
+                Expr::Read(var) => {
+                    push((self.var_base[var.index()].expect("base"), true), &mut out)
+                }
+                Expr::Bcast(_, _, a) => match *m.expr(a) {
+                    Expr::Read(var) => {
+                        push((self.var_base[var.index()].expect("base"), false), &mut out)
+                    }
+                    _ if self.materialized.contains(&a) => push(
+                        (self.scratch_base[self.layout.node_slot[&a]], false),
+                        &mut out,
+                    ),
+                    _ => {}
+                },
+                ref other => roots.extend(other.operands()),
+            }
+        }
+        out
     }
 
     fn mask_vector(&mut self, q: usize, vx: &VCx, x: Value) -> Value {
@@ -702,6 +972,13 @@ impl<'a, 'f> Tx<'a, 'f> {
                 self.b.ins().band(x, mask)
             }
         }
+    }
+
+    /// `cc(x, y) ? a : b` on f32x4 lanes.
+    fn vselect(&mut self, cc: FloatCC, x: Value, y: Value, a: Value, b: Value) -> Value {
+        let c = self.b.ins().fcmp(cc, x, y);
+        let mask = self.b.ins().bitcast(types::F32X4, little(), c);
+        self.b.ins().bitselect(mask, a, b)
     }
 
     /// 1 where `cc(x, y)`, else 0, in the vector type.
@@ -739,8 +1016,23 @@ impl<'a, 'f> Tx<'a, 'f> {
         let m = self.m;
         let f32 = self.ty == types::F32;
         let mut memo = HashMap::new();
-        let v = if !self.per_synapse(e, &mut memo) && !(self.materialized.contains(&e) && per_syn.contains(&e)) {
-            let s = self.value(e, &Cx { i: Some(vx.i), j: None, k: None })?;
+        let v = if let (Some(&slot), true) =
+            (self.splat_slots.get(&e), self.row_splats.contains_key(&e))
+        {
+            self.b.ins().stack_load(types::I64, types::F32X4, slot, 0)
+        } else if let Some(&v) = self.row_splats.get(&e) {
+            v
+        } else if !self.per_synapse(e, &mut memo)
+            && !(self.materialized.contains(&e) && per_syn.contains(&e))
+        {
+            let s = self.value(
+                e,
+                &Cx {
+                    i: Some(vx.i),
+                    j: None,
+                    k: None,
+                },
+            )?;
             self.splat(s)
         } else if self.materialized.contains(&e) && !self.current.contains(&e) {
             let slot = self.layout.node_slot[&e];
@@ -760,14 +1052,22 @@ impl<'a, 'f> Tx<'a, 'f> {
                     // A pre-side neuron value: contiguous in the pre index.
                     let base = match *m.expr(a) {
                         Expr::Read(var) => self.var_base[var.index()].expect("var base"),
-                        _ if self.materialized.contains(&a) => self.scratch_base[self.layout.node_slot[&a]],
-                        _ => return Err(JitError::Internal(format!("broadcast of {a:?}, which no earlier stage computed"))),
+                        _ if self.materialized.contains(&a) => {
+                            self.scratch_base[self.layout.node_slot[&a]]
+                        }
+                        _ => {
+                            return Err(JitError::Internal(format!(
+                                "broadcast of {a:?}, which no earlier stage computed"
+                            )))
+                        }
                     };
-                    let addr = self.b.ins().iadd(base, vx.off);
+                    let addr = self.stream_addr(base, false, vx);
                     self.vload(addr)
                 }
                 Expr::SumPre(..) | Expr::SumPost(..) | Expr::SumPop(..) => {
-                    return Err(JitError::Internal(format!("reduction {e:?} read in its own stage")));
+                    return Err(JitError::Internal(format!(
+                        "reduction {e:?} read in its own stage"
+                    )));
                 }
                 Expr::Hole(name, _) => return Err(JitError::Hole(name)),
                 Expr::Unary(op, a) => {
@@ -780,7 +1080,11 @@ impl<'a, 'f> Tx<'a, 'f> {
                         UnOp::Relu => {
                             let z = self.fconst(0.0);
                             let z = self.splat(z);
-                            self.b.ins().fmax(x, z)
+                            if self.lanes() == 1 {
+                                self.b.ins().fmax(x, z)
+                            } else {
+                                self.vselect(FloatCC::LessThan, x, z, z, x)
+                            }
                         }
                         UnOp::Exp => self.vcall1(pick(Libcall::Exp, Libcall::ExpF), x),
                         UnOp::Log => self.vcall1(pick(Libcall::Log, Libcall::LogF), x),
@@ -806,7 +1110,10 @@ impl<'a, 'f> Tx<'a, 'f> {
                             } else {
                                 let mut out = x;
                                 for k in 0..4u8 {
-                                    let (l, r) = (self.b.ins().extractlane(x, k), self.b.ins().extractlane(y, k));
+                                    let (l, r) = (
+                                        self.b.ins().extractlane(x, k),
+                                        self.b.ins().extractlane(y, k),
+                                    );
                                     let z = self.binary(op, l, r);
                                     out = self.b.ins().insertlane(out, z, k);
                                 }
@@ -819,15 +1126,30 @@ impl<'a, 'f> Tx<'a, 'f> {
                     }
                 }
                 Expr::Clip(x, lo, hi) => {
-                    let (x, lo, hi) = (self.vval(x, vx, per_syn)?, self.vval(lo, vx, per_syn)?, self.vval(hi, vx, per_syn)?);
-                    let t = self.b.ins().fmax(x, lo);
-                    self.b.ins().fmin(t, hi)
+                    let (x, lo, hi) = (
+                        self.vval(x, vx, per_syn)?,
+                        self.vval(lo, vx, per_syn)?,
+                        self.vval(hi, vx, per_syn)?,
+                    );
+                    if self.lanes() == 1 {
+                        let t = self.b.ins().fmax(x, lo);
+                        self.b.ins().fmin(t, hi)
+                    } else {
+                        // One maxps and one minps; a NaN in x stays NaN, as in the
+                        // interpreter (bounds are never NaN).
+                        let t = self.vselect(FloatCC::LessThan, x, lo, lo, x);
+                        self.vselect(FloatCC::LessThan, hi, t, hi, t)
+                    }
                 }
                 Expr::Spike { arg, inclusive, .. } => {
                     let u = self.vval(arg, vx, per_syn)?;
                     let z = self.fconst(0.0);
                     let z = self.splat(z);
-                    let cc = if inclusive { FloatCC::GreaterThanOrEqual } else { FloatCC::GreaterThan };
+                    let cc = if inclusive {
+                        FloatCC::GreaterThanOrEqual
+                    } else {
+                        FloatCC::GreaterThan
+                    };
                     self.vcmp01(cc, u, z)
                 }
             }

@@ -5,15 +5,31 @@ fn w1_json_is_one_object() {
     let dir = TempDir::fresh();
     let run = ruleopt(
         dir.path(),
-        &["bench", "w1", "--mode", "fwd", "--n", "8", "--repeats", "2", "--json"],
+        &[
+            "bench",
+            "w1",
+            "--mode",
+            "fwd",
+            "--n",
+            "8",
+            "--repeats",
+            "2",
+            "--json",
+        ],
     );
     run.expect_code(0);
     assert_eq!(run.stdout.trim().lines().count(), 1, "{}", run.stdout);
     let r: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON object");
     assert_eq!(r["workload"], "w1");
     assert_eq!(r["mode"], "fwd");
-    assert_eq!((r["n"].as_u64(), r["steps"].as_u64()), (Some(8), Some(1000)));
-    assert_eq!((r["batch"].as_u64(), r["threads"].as_u64()), (Some(16), Some(2)));
+    assert_eq!(
+        (r["n"].as_u64(), r["steps"].as_u64()),
+        (Some(8), Some(1000))
+    );
+    assert_eq!(
+        (r["batch"].as_u64(), r["threads"].as_u64()),
+        (Some(16), Some(2))
+    );
     assert_eq!(r["times_s"].as_array().map(Vec::len), Some(2));
     for key in [
         "median_s",
@@ -36,12 +52,27 @@ fn w1_text_line_and_one_thread() {
     let dir = TempDir::fresh();
     let run = ruleopt(
         dir.path(),
-        &["bench", "w1", "--n", "4", "--repeats", "1", "--threads", "1"],
+        &[
+            "bench",
+            "w1",
+            "--n",
+            "4",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+        ],
     );
     run.expect_code(0);
     let line = run.stdout.trim();
-    assert!(line.starts_with("w1 fwd N=4 B=16 T=1000 f32, 1 thread:"), "{line}");
-    assert!(line.contains("synapse updates/s") && line.contains("loss"), "{line}");
+    assert!(
+        line.starts_with("w1 fwd N=4 B=16 T=1000 f32, 1 thread:"),
+        "{line}"
+    );
+    assert!(
+        line.contains("synapse updates/s") && line.contains("loss"),
+        "{line}"
+    );
 }
 
 /// With the shared reference parameters and inputs, the loss is the JAX float32
@@ -53,7 +84,15 @@ fn w1_params_reproduce_the_reference_loss() {
     let params = params.to_str().expect("utf-8 path");
     let run = ruleopt(
         dir.path(),
-        &["bench", "w1", "--params", params, "--repeats", "1", "--json"],
+        &[
+            "bench",
+            "w1",
+            "--params",
+            params,
+            "--repeats",
+            "1",
+            "--json",
+        ],
     );
     run.expect_code(0);
     let r: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
@@ -72,7 +111,11 @@ fn w1_errors() {
     assert!(run.stderr.contains("\"gradients\""), "{}", run.stderr);
     let run = ruleopt(dir.path(), &["bench", "w1", "--params", "none.json"]);
     run.expect_code(1);
-    assert!(run.stderr.contains("cannot read `none.json`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read `none.json`"),
+        "{}",
+        run.stderr
+    );
     dir.write("bad.json", "{\"N\": 3}");
     let run = ruleopt(dir.path(), &["bench", "w1", "--params", "bad.json"]);
     run.expect_code(1);
@@ -122,7 +165,14 @@ fn compile_latency_table() {
     assert!(row("Holey ").contains("has no expression yet"), "{out}");
     let run = ruleopt(
         dir.path(),
-        &["bench", "compile", "net/small.rule", "--repeats", "1", "--json"],
+        &[
+            "bench",
+            "compile",
+            "net/small.rule",
+            "--repeats",
+            "1",
+            "--json",
+        ],
     );
     run.expect_code(0);
     let r: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
@@ -134,6 +184,10 @@ fn compile_latency_table() {
 fn compile_latency_defaults_to_the_corpus() {
     let run = ruleopt(&repo(), &["bench", "compile", "--repeats", "1"]);
     run.expect_code(0);
-    assert!(run.stdout.contains("rules/networks/w1.rule"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("rules/networks/w1.rule"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("HoleNetwork"), "{}", run.stdout);
 }

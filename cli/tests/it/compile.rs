@@ -53,7 +53,14 @@ fn bad_emit_is_a_usage_error() {
     ruleopt(dir.path(), &["compile", "models.rule", "--emit", "asm"]).expect_code(2);
     ruleopt(
         dir.path(),
-        &["compile", "net/small.rule", "--emit", "clif", "--precision", "f16"],
+        &[
+            "compile",
+            "net/small.rule",
+            "--emit",
+            "clif",
+            "--precision",
+            "f16",
+        ],
     )
     .expect_code(2);
 }

@@ -46,3 +46,24 @@ fn readme_example_runs() {
     run.expect_code(0);
     assert!(dir.path().join("run.json").exists() && dir.path().join("run.svg").exists());
 }
+
+/// Every command of the README's first ```sh block runs (on the example saved as
+/// `tiny.rule`) and exits with 0.
+#[test]
+fn readme_commands_run() {
+    let start = README.find("```sh\n").expect("README has a ```sh block") + "```sh\n".len();
+    let len = README[start..].find("```").expect("the block ends");
+    let dir = TempDir::fresh();
+    dir.write("tiny.rule", &example());
+    let mut ran = 0;
+    for line in README[start..start + len].lines() {
+        let command = line.split('#').next().unwrap_or_default();
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let Some((&"ruleopt", args)) = words.split_first() else {
+            continue;
+        };
+        ruleopt(dir.path(), args).expect_code(0);
+        ran += 1;
+    }
+    assert!(ran >= 5, "{ran} commands");
+}

@@ -240,7 +240,11 @@ fn jit_in_f64_gives_the_interpreters_spikes() {
         &[&args[..], &["--backend", "interp", "--out", "i.json"]].concat(),
     );
     interp.expect_code(0);
-    assert!(interp.stdout.contains("backend interp"), "{}", interp.stdout);
+    assert!(
+        interp.stdout.contains("backend interp"),
+        "{}",
+        interp.stdout
+    );
     let jit = ruleopt(
         dir.path(),
         &[

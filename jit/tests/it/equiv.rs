@@ -185,7 +185,13 @@ fn dump_schedule() {
 fn first_mismatch() {
     let m = lower_file(&std::env::var("NET").unwrap());
     let inst = instantiate(&m, 3).unwrap();
-    let kernel = compile(&m, Options { precision: Precision::F64 }).unwrap();
+    let kernel = compile(
+        &m,
+        Options {
+            precision: Precision::F64,
+        },
+    )
+    .unwrap();
     let mut runner: Runner<'_, f64> = Runner::new(&kernel, &m, &inst, 2, 4).unwrap();
     let mut state = initial_state(&m, &inst, 2, 4).unwrap();
     let mut interp = Interp::new(&m, &inst).unwrap();
@@ -202,7 +208,11 @@ fn first_mismatch() {
                 continue;
             }
             let (a, b) = (&state.values[v.index()], runner.get(v));
-            if let Some(k) = a.iter().zip(&b).position(|(x, y)| x.to_bits() != y.to_bits()) {
+            if let Some(k) = a
+                .iter()
+                .zip(&b)
+                .position(|(x, y)| x.to_bits() != y.to_bits())
+            {
                 panic!("step {t}: {}[{k}] interp {} jit {}", var.name, a[k], b[k]);
             }
         }
