@@ -1,10 +1,10 @@
 //! Transcendental functions, called from compiled kernels as libcalls.
 //!
 //! Each is Rust's own `f64`/`f32` method (the platform libm), so a kernel in f64 computes
-//! exactly what the reference interpreter computes. Their error against the true value
-//! is that of libm: at most 1 ulp for `exp`, `log`, `sin`, `cos` and `tanh` on the ranges
-//! the tests cover (checked in `tests`, against f64 for the f32 versions and against
-//! identities for the f64 ones).
+//! exactly what the reference interpreter computes. Their error is that of libm, checked
+//! in `tests` on [-20, 20]: the f32 versions within 1 ulp of the f64 result (`tanhf`
+//! within 2), the f64 versions satisfy exp/log, sin^2 + cos^2, tanh and pow identities
+//! to a few ulp.
 
 use cranelift_codegen::ir::{types, AbiParam, Signature};
 
@@ -158,8 +158,8 @@ mod tests {
         (a as f64 - b).abs() / ulp
     }
 
-    /// The f32 functions are within 1 ulp of the correctly rounded f64 result
-    /// (checked on a dense grid of the ranges kernels use).
+    /// The f32 functions against the f64 result, on a dense grid of [-20, 20]: within
+    /// 1 ulp, except `tanhf` (2 ulp).
     #[test]
     fn f32_functions_within_one_ulp() {
         let mut worst = [0.0f64; 5];
@@ -178,8 +178,15 @@ mod tests {
                 *w = w.max(ulps32(a, b));
             }
         }
-        for (name, w) in ["exp", "tanh", "sin", "cos", "log"].iter().zip(worst) {
-            assert!(w <= 1.0, "{name}f: max error {w} ulp");
+        // The stated maximum errors (platform libm, measured here): tanhf is the
+        // least accurate, at 2 ulp.
+        let stated = [1.0, 2.0, 1.0, 1.0, 1.0];
+        for ((name, w), bound) in ["exp", "tanh", "sin", "cos", "log"]
+            .iter()
+            .zip(worst)
+            .zip(stated)
+        {
+            assert!(w <= bound, "{name}f: max error {w} ulp, stated {bound}");
         }
     }
 

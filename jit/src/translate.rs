@@ -106,6 +106,8 @@ pub(crate) struct Tx<'a, 'f> {
     row_splats: HashMap<ExprId, Value>,
     /// Loop-carried pointers of the dense inner loop: (base, row-relative) -> pointer.
     streams: HashMap<(Value, bool), Variable>,
+    /// The same pointers in a fixed order (the emitted code must be deterministic).
+    stream_order: Vec<Variable>,
     /// Row-invariant vectors kept in stack slots, loaded in the inner loop (a splat
     /// would be recomputed at every use, a load folds into the arithmetic).
     splat_slots: HashMap<ExprId, StackSlot>,
@@ -201,6 +203,7 @@ impl<'a, 'f> Tx<'a, 'f> {
             vcache: HashMap::new(),
             row_splats: HashMap::new(),
             streams: HashMap::new(),
+            stream_order: Vec::new(),
             splat_slots: HashMap::new(),
         }
     }
@@ -627,6 +630,7 @@ impl<'a, 'f> Tx<'a, 'f> {
             // Dense loops carry one pointer per stream, advanced each iteration.
             let carried = active.is_none();
             tx.streams.clear();
+            tx.stream_order.clear();
             if carried {
                 let streams = tx.collect_streams(stage, q.index(), &syn_nodes, &reductions);
                 for (base, row_rel) in streams {
@@ -638,6 +642,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                     };
                     tx.b.def_var(v, start);
                     tx.streams.insert((base, row_rel), v);
+                    tx.stream_order.push(v);
                 }
             }
             let mut inner = |tx: &mut Self, off: Value| -> Result<(), JitError> {
@@ -685,7 +690,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                     let a = tx.syn_addr(base, &vx);
                     tx.b.ins().store(vflags(), x, a, 0);
                 }
-                let vars: Vec<Variable> = tx.streams.values().copied().collect();
+                let vars = tx.stream_order.clone();
                 for v in vars {
                     let p = tx.b.use_var(v);
                     let p = tx.b.ins().iadd_imm_s(p, vec_bytes);

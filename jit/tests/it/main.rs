@@ -1,5 +1,8 @@
 //! The JIT against the reference interpreter, snapshots of the Cranelift IR, and the
 //! kernel's lifetime.
 
+mod clif;
 mod common;
 mod equiv;
+mod lifetime;
+mod random;

@@ -1,0 +1,27 @@
+//! insta snapshots of the Cranelift IR (before optimisation, Cranelift 0.135.8) of the
+//! step kernel of every network in `rules/`, in f32 and f64. CI never writes them.
+
+use crate::common::*;
+use jit::{compile, Options, Precision};
+
+#[test]
+fn kernel_clif_snapshots() {
+    for f in network_files() {
+        let m = lower_file(&f);
+        let key = f
+            .trim_start_matches("rules/networks/")
+            .trim_end_matches(".rule");
+        for (p, tag) in [(Precision::F32, "f32"), (Precision::F64, "f64")] {
+            let k = compile(&m, Options { precision: p }).unwrap_or_else(|e| panic!("{f}: {e}"));
+            insta::assert_snapshot!(format!("clif__{key}__{tag}"), k.clif);
+        }
+    }
+}
+
+#[test]
+fn the_same_module_compiles_to_the_same_code() {
+    let m = lower_file("rules/networks/w1.rule");
+    let a = compile(&m, Options::default()).unwrap().clif.clone();
+    let b = compile(&m, Options::default()).unwrap().clif.clone();
+    assert_eq!(a, b);
+}
