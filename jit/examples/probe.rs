@@ -53,9 +53,26 @@ fn main() {
                 }
             }};
         }
-        match prec {
-            jit::Precision::F32 => go!(f32),
-            jit::Precision::F64 => go!(f64),
+        if std::env::var("EPMAJOR").is_ok() {
+            let mut r: jit::Runner<'_, f32> = jit::Runner::new(&kernel, &m, &inst, 16, 0).unwrap();
+            let z = m.var_by_name("rec.z").unwrap();
+            let total = std::sync::atomic::AtomicU64::new(0);
+            r.for_each_episode(|ep| {
+                let mut rng = 12345u64 + ep.index() as u64;
+                let mut s = 0u64;
+                for _ in 0..1000 {
+                    for v in ep.var(x).iter_mut() { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; *v = if rng % 50 == 0 { 1.0 } else { 0.0 }; }
+                    ep.step();
+                    s += ep.var(z).iter().filter(|&&v| v != 0.0).count() as u64;
+                }
+                total.fetch_add(s, std::sync::atomic::Ordering::Relaxed);
+            });
+            spikes = total.into_inner() as f64;
+        } else {
+            match prec {
+                jit::Precision::F32 => go!(f32),
+                jit::Precision::F64 => go!(f64),
+            }
         }
         eprintln!(
             "rep {rep}: {:.3} s, spike rate {:.3}",
