@@ -61,7 +61,12 @@ fn main() {
                 let mut rng = 12345u64 + ep.index() as u64;
                 let mut s = 0u64;
                 for _ in 0..1000 {
-                    for v in ep.var(x).iter_mut() { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; *v = if rng % 50 == 0 { 1.0 } else { 0.0 }; }
+                    for v in ep.var(x).iter_mut() {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        *v = if rng % 50 == 0 { 1.0 } else { 0.0 };
+                    }
                     ep.step();
                     s += ep.var(z).iter().filter(|&&v| v != 0.0).count() as u64;
                 }

@@ -201,19 +201,42 @@ impl<'k, T: Elem> Runner<'k, T> {
     /// likes (episode-major order keeps an episode's synapse state in cache for all its
     /// steps). Episodes are independent, so results do not depend on the thread count.
     pub fn for_each_episode(&mut self, f: impl Fn(&mut Episode<'_, T>) + Sync) {
-        let mut vars: Vec<*mut u8> = self.storage.iter_mut().map(|v| v.as_mut_ptr() as *mut u8).collect();
+        let mut vars: Vec<*mut u8> = self
+            .storage
+            .iter_mut()
+            .map(|v| v.as_mut_ptr() as *mut u8)
+            .collect();
         let masks: Vec<*const u8> = self.masks.iter().map(|mk| mk.as_ptr()).collect();
-        let ptrs = Ptrs { vars: vars.as_mut_ptr() as *const *mut u8, masks: masks.as_ptr() };
-        let tables: Vec<ScratchPtr> = self.scratch_tables.iter().map(|t| ScratchPtr(t.as_ptr())).collect();
+        let ptrs = Ptrs {
+            vars: vars.as_mut_ptr() as *const *mut u8,
+            masks: masks.as_ptr(),
+        };
+        let tables: Vec<ScratchPtr> = self
+            .scratch_tables
+            .iter()
+            .map(|t| ScratchPtr(t.as_ptr()))
+            .collect();
         let sizes: Vec<(usize, bool)> = self
             .m
             .vars
             .iter()
-            .map(|(_, v)| (self.m.space_size(v.space), !matches!(v.kind, VarKind::Param { .. })))
+            .map(|(_, v)| {
+                (
+                    self.m.space_size(v.space),
+                    !matches!(v.kind, VarKind::Param { .. }),
+                )
+            })
             .collect();
         let (kernel, sizes) = (self.kernel, &sizes);
         let one = |b: usize| {
-            let mut ep = Episode { kernel, ptrs, scratch: tables[b], sizes, b, marker: std::marker::PhantomData };
+            let mut ep = Episode {
+                kernel,
+                ptrs,
+                scratch: tables[b],
+                sizes,
+                b,
+                marker: std::marker::PhantomData,
+            };
             f(&mut ep);
         };
         if self.parallel && self.batch > 1 {
@@ -244,7 +267,10 @@ impl<T: Elem> Episode<'_, T> {
     /// One step of this episode.
     pub fn step(&mut self) {
         // SAFETY: as in `Runner::step`; this episode is only stepped by this call.
-        unsafe { self.kernel.call(self.ptrs.vars, self.scratch.0, self.ptrs.masks, self.b) };
+        unsafe {
+            self.kernel
+                .call(self.ptrs.vars, self.scratch.0, self.ptrs.masks, self.b)
+        };
     }
 
     /// This episode's values of a state or input variable.
@@ -254,7 +280,10 @@ impl<T: Elem> Episode<'_, T> {
     /// If `v` is a parameter: parameters are shared by all episodes.
     pub fn var(&mut self, v: VarId) -> &mut [T] {
         let (size, batched) = self.sizes[v.index()];
-        assert!(batched, "parameters are shared by all episodes: read them from the Runner");
+        assert!(
+            batched,
+            "parameters are shared by all episodes: read them from the Runner"
+        );
         // SAFETY: the table holds a pointer to each variable's full storage, and the
         // slice of episode `b` of a state or input is touched by this episode only.
         unsafe {

@@ -134,6 +134,8 @@ struct VCx {
     /// Addresses come from loop-carried pointers ([`Tx::streams`]) rather than
     /// `base + row + off` (which Cranelift would recompute at every use).
     carried: bool,
+    /// Constant byte offset of this body's vectors (unrolled loops).
+    imm: i32,
 }
 
 impl<'a, 'f> Tx<'a, 'f> {
@@ -645,20 +647,21 @@ impl<'a, 'f> Tx<'a, 'f> {
                     tx.stream_order.push(v);
                 }
             }
-            let mut inner = |tx: &mut Self, off: Value| -> Result<(), JitError> {
+            let inner = |tx: &mut Self, off: Value, imm: i32| -> Result<(), JitError> {
                 tx.vcache.clear();
                 let vx = VCx {
                     i,
                     row,
                     off,
                     carried,
+                    imm,
                 };
                 for &e in &syn_nodes {
                     let x = tx.vval(e, &vx, &per_syn)?;
                     if tx.materialized.contains(&e) {
                         let slot = tx.layout.node_slot[&e];
                         let a = tx.syn_addr(tx.scratch_base[slot], &vx);
-                        tx.b.ins().store(vflags(), x, a, 0);
+                        tx.b.ins().store(vflags(), x, a, imm);
                     }
                 }
                 for &r in &reductions {
@@ -675,9 +678,9 @@ impl<'a, 'f> Tx<'a, 'f> {
                         let slot = tx.layout.node_slot[&r];
                         let addr = tx.stream_addr(tx.scratch_base[slot], false, &vx);
                         let vt = tx.vty();
-                        let old = tx.b.ins().load(vt, vflags(), addr, 0);
+                        let old = tx.b.ins().load(vt, vflags(), addr, imm);
                         let s = tx.b.ins().fadd(old, x);
-                        tx.b.ins().store(vflags(), s, addr, 0);
+                        tx.b.ins().store(vflags(), s, addr, imm);
                     }
                 }
                 for &(v, e, next) in &stage.stores {
@@ -688,24 +691,42 @@ impl<'a, 'f> Tx<'a, 'f> {
                         tx.var_base[v.index()].expect("base")
                     };
                     let a = tx.syn_addr(base, &vx);
-                    tx.b.ins().store(vflags(), x, a, 0);
-                }
-                let vars = tx.stream_order.clone();
-                for v in vars {
-                    let p = tx.b.use_var(v);
-                    let p = tx.b.ins().iadd_imm_s(p, vec_bytes);
-                    tx.b.def_var(v, p);
+                    tx.b.ins().store(vflags(), x, a, imm);
                 }
                 Ok(())
             };
+            let advance = |tx: &mut Self, by: i64| {
+                for v in tx.stream_order.clone() {
+                    let p = tx.b.use_var(v);
+                    let p = tx.b.ins().iadd_imm_s(p, by);
+                    tx.b.def_var(v, p);
+                }
+            };
             match active {
-                None => tx.byte_loop(n_vec as i64 * vec_bytes, vec_bytes, &mut inner)?,
+                None => {
+                    // Two vectors per iteration (the second at a constant offset from
+                    // the same pointers), then a last single vector if the count is odd.
+                    let pairs = (n_vec / 2) as i64;
+                    tx.byte_loop(pairs * 2 * vec_bytes, 2 * vec_bytes, &mut |tx, off| {
+                        inner(tx, off, 0)?;
+                        let off2 = tx.b.ins().iadd_imm_s(off, vec_bytes);
+                        inner(tx, off2, vec_bytes as i32)?;
+                        advance(tx, 2 * vec_bytes);
+                        Ok(())
+                    })?;
+                    if n_vec % 2 == 1 {
+                        let off = tx.b.ins().iconst(types::I64, pairs * 2 * vec_bytes);
+                        tx.scopes.push(HashMap::new());
+                        inner(tx, off, 0)?;
+                        tx.scopes.pop();
+                    }
+                }
                 Some((list, count)) => {
                     let end = tx.b.ins().imul_imm_s(count, 8);
                     tx.loop_to(end, 8, &mut |tx, pos| {
                         let addr = tx.b.ins().iadd(list, pos);
                         let off = tx.b.ins().load(types::I64, flags(), addr, 0);
-                        inner(tx, off)
+                        inner(tx, off, 0)
                     })?;
                 }
             }
@@ -814,7 +835,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         self.b.def_var(count, zero);
         self.byte_loop(end, step, &mut |tx, off| {
             let addr = tx.b.ins().iadd(base, off);
-            let v = tx.vload(addr);
+            let v = tx.vload(addr, 0);
             let z = tx.fconst(0.0);
             let z = tx.splat(z);
             let ne = tx.b.ins().fcmp(FloatCC::NotEqual, v, z);
@@ -841,9 +862,9 @@ impl<'a, 'f> Tx<'a, 'f> {
         Ok((list, n))
     }
 
-    fn vload(&mut self, addr: Value) -> Value {
+    fn vload(&mut self, addr: Value, imm: i32) -> Value {
         let vt = self.vty();
-        self.b.ins().load(vt, vflags(), addr, 0)
+        self.b.ins().load(vt, vflags(), addr, imm)
     }
 
     fn hsum(&mut self, v: Value) -> Value {
@@ -971,7 +992,10 @@ impl<'a, 'f> Tx<'a, 'f> {
                     1 => types::I64,
                     _ => types::I32X4,
                 };
-                let bits = self.b.ins().load(it, vflags().with_readonly(), addr, 0);
+                let bits = self
+                    .b
+                    .ins()
+                    .load(it, vflags().with_readonly(), addr, vx.imm);
                 let vt = self.vty();
                 let mask = self.b.ins().bitcast(vt, little(), bits);
                 self.b.ins().band(x, mask)
@@ -1042,7 +1066,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         } else if self.materialized.contains(&e) && !self.current.contains(&e) {
             let slot = self.layout.node_slot[&e];
             let a = self.syn_addr(self.scratch_base[slot], vx);
-            self.vload(a)
+            self.vload(a, vx.imm)
         } else {
             match m.expr(e).clone() {
                 Expr::Const(c) => {
@@ -1051,7 +1075,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                 }
                 Expr::Read(var) => {
                     let a = self.syn_addr(self.var_base[var.index()].expect("var base"), vx);
-                    self.vload(a)
+                    self.vload(a, vx.imm)
                 }
                 Expr::Bcast(_, _, a) => {
                     // A pre-side neuron value: contiguous in the pre index.
@@ -1067,7 +1091,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                         }
                     };
                     let addr = self.stream_addr(base, false, vx);
-                    self.vload(addr)
+                    self.vload(addr, vx.imm)
                 }
                 Expr::SumPre(..) | Expr::SumPost(..) | Expr::SumPop(..) => {
                     return Err(JitError::Internal(format!(

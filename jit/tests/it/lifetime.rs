@@ -55,10 +55,20 @@ fn threads_do_not_change_results() {
 #[test]
 fn episode_major_equals_step_major() {
     let m = lower_file("rules/networks/w1.rule");
-    let kernel = compile(&m, Options { precision: Precision::F32 }).unwrap();
+    let kernel = compile(
+        &m,
+        Options {
+            precision: Precision::F32,
+        },
+    )
+    .unwrap();
     let inst = instantiate(&m, 1).unwrap();
-    let (x, y) = (m.var_by_name("x.out").unwrap(), m.var_by_name("out.y").unwrap());
-    let input = |b: usize, t: usize, k: usize| f32::from(u8::from((k * 7 + t * 13 + b * 5) % 41 == 0));
+    let (x, y) = (
+        m.var_by_name("x.out").unwrap(),
+        m.var_by_name("out.y").unwrap(),
+    );
+    let input =
+        |b: usize, t: usize, k: usize| f32::from(u8::from((k * 7 + t * 13 + b * 5) % 41 == 0));
     let mut a: Runner<'_, f32> = Runner::new(&kernel, &m, &inst, 4, 2).unwrap();
     for t in 0..300 {
         let xs = a.storage_mut(x);
