@@ -55,8 +55,9 @@ pub struct Runner<'k, T: Elem> {
     /// Per variable: `[batch][size]` for states and inputs, `[size]` for parameters.
     storage: Vec<Vec<T>>,
     masks: Vec<Vec<u8>>,
-    /// Per episode: per scratch slot, a buffer.
-    scratch: Vec<Vec<Vec<T>>>,
+    /// Per episode: per scratch slot, a buffer. Only reached through `scratch_tables`,
+    /// which point into it: it is kept for ownership.
+    _scratch: Vec<Vec<Vec<T>>>,
     scratch_tables: Vec<Vec<*mut u8>>,
     batch: usize,
     /// Run episodes on rayon threads (default true).
@@ -128,7 +129,7 @@ impl<'k, T: Elem> Runner<'k, T> {
             m,
             storage,
             masks,
-            scratch,
+            _scratch: scratch,
             scratch_tables,
             batch,
             parallel: true,
@@ -142,36 +143,7 @@ impl<'k, T: Elem> Runner<'k, T> {
 
     /// One step of every episode.
     pub fn step(&mut self) {
-        let mut vars: Vec<*mut u8> = self
-            .storage
-            .iter_mut()
-            .map(|v| v.as_mut_ptr() as *mut u8)
-            .collect();
-        let masks: Vec<*const u8> = self.masks.iter().map(|mk| mk.as_ptr()).collect();
-        let ptrs = Ptrs {
-            vars: vars.as_mut_ptr() as *const *mut u8,
-            masks: masks.as_ptr(),
-        };
-        let kernel = self.kernel;
-        let tables: Vec<ScratchPtr> = self
-            .scratch_tables
-            .iter()
-            .map(|t| ScratchPtr(t.as_ptr()))
-            .collect();
-        let _keep = &self.scratch;
-        let one = |b: usize| {
-            let p = ptrs;
-            // SAFETY: `vars` holds one pointer per variable to storage of the kernel's
-            // element type and full size, built above; `tables[b]` is episode b's own
-            // scratch; masks are full-size. Episodes write disjoint storage.
-            unsafe { kernel.call(p.vars, tables[b].0, p.masks, b) };
-        };
-        if self.parallel && self.batch > 1 {
-            (0..self.batch).into_par_iter().for_each(one);
-        } else {
-            (0..self.batch).for_each(one);
-        }
-        drop(vars);
+        self.for_each_episode(|ep| ep.step());
     }
 
     /// The values of a variable (all episodes), as f64.

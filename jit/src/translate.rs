@@ -264,26 +264,8 @@ impl<'a, 'f> Tx<'a, 'f> {
         n: usize,
         body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>,
     ) -> Result<(), JitError> {
-        let header = self.b.create_block();
-        let body_block = self.b.create_block();
-        let exit = self.b.create_block();
-        let iv = self.b.declare_var(types::I64);
-        let zero = self.b.ins().iconst(types::I64, 0);
-        self.b.def_var(iv, zero);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let i = self.b.use_var(iv);
-        let more = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, i, n as i64);
-        self.b.ins().brif(more, body_block, &[], exit, &[]);
-        self.b.switch_to_block(body_block);
-        self.scopes.push(HashMap::new());
-        body(self, i)?;
-        self.scopes.pop();
-        let next = self.b.ins().iadd_imm_s(i, 1);
-        self.b.def_var(iv, next);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(exit);
-        Ok(())
+        let end = self.b.ins().iconst(types::I64, n as i64);
+        self.loop_to(end, 1, body)
     }
 
     /// Runs `body` once per element of `space` (nested loops for synapses).

@@ -385,7 +385,8 @@ impl Module {
     }
 }
 
-/// Evaluates a unary operator on a number (shared by folding and the interpreter).
+/// Evaluates a unary operator on a number: the one definition shared by constant
+/// folding and the interpreter (so folding never changes a result).
 pub fn eval_un(op: UnOp, x: f64) -> f64 {
     match op {
         UnOp::Neg => -x,
@@ -395,7 +396,7 @@ pub fn eval_un(op: UnOp, x: f64) -> f64 {
         UnOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         UnOp::Sqrt => x.sqrt(),
         UnOp::Abs => x.abs(),
-        UnOp::Relu => x.max(0.0),
+        UnOp::Relu => crate::interp::fmax(x, 0.0),
         UnOp::Sin => x.sin(),
         UnOp::Cos => x.cos(),
     }
@@ -409,8 +410,8 @@ pub fn eval_bin(op: BinOp, a: f64, b: f64) -> f64 {
         BinOp::Mul => a * b,
         BinOp::Div => a / b,
         BinOp::Pow => a.powf(b),
-        BinOp::Min => a.min(b),
-        BinOp::Max => a.max(b),
+        BinOp::Min => crate::interp::fmin(a, b),
+        BinOp::Max => crate::interp::fmax(a, b),
         BinOp::Lt => f64::from(u8::from(a < b)),
         BinOp::Le => f64::from(u8::from(a <= b)),
     }

@@ -58,7 +58,7 @@ fn at(v: &[f64], k: usize) -> f64 {
 }
 
 /// IEEE 754-2019 `maximum`: NaN if either is NaN, `-0 < +0`.
-fn fmax(a: f64, b: f64) -> f64 {
+pub(crate) fn fmax(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == b {
@@ -75,7 +75,7 @@ fn fmax(a: f64, b: f64) -> f64 {
 }
 
 /// IEEE 754-2019 `minimum`: NaN if either is NaN, `-0 < +0`.
-fn fmin(a: f64, b: f64) -> f64 {
+pub(crate) fn fmin(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == b {
@@ -92,32 +92,11 @@ fn fmin(a: f64, b: f64) -> f64 {
 }
 
 fn unary(op: UnOp, x: f64) -> f64 {
-    match op {
-        UnOp::Neg => -x,
-        UnOp::Exp => x.exp(),
-        UnOp::Log => x.ln(),
-        UnOp::Tanh => x.tanh(),
-        UnOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        UnOp::Sqrt => x.sqrt(),
-        UnOp::Abs => x.abs(),
-        UnOp::Relu => fmax(x, 0.0),
-        UnOp::Sin => x.sin(),
-        UnOp::Cos => x.cos(),
-    }
+    crate::algebra::eval_un(op, x)
 }
 
 fn binary(op: BinOp, a: f64, b: f64) -> f64 {
-    match op {
-        BinOp::Add => a + b,
-        BinOp::Sub => a - b,
-        BinOp::Mul => a * b,
-        BinOp::Div => a / b,
-        BinOp::Pow => a.powf(b),
-        BinOp::Min => fmin(a, b),
-        BinOp::Max => fmax(a, b),
-        BinOp::Lt => f64::from(u8::from(a < b)),
-        BinOp::Le => f64::from(u8::from(a <= b)),
-    }
+    crate::algebra::eval_bin(op, a, b)
 }
 
 /// Evaluates one node other than [`Expr::Read`] and [`Expr::Hole`] (the caller's

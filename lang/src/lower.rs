@@ -827,7 +827,9 @@ impl<'p> Lowerer<'p> {
         if let (Some(a), Some(l), Some(h)) =
             (self.m.as_const(x), self.m.as_const(lo), self.m.as_const(hi))
         {
-            return self.m.constant(a.max(l).min(h));
+            return self
+                .m
+                .constant(crate::interp::fmin(crate::interp::fmax(a, l), h));
         }
         self.m.add(Expr::Clip(x, lo, hi))
     }
