@@ -169,6 +169,25 @@ impl Module {
         d
     }
 
+    /// `f'(a)` for `e = f(a)` (used by [`crate::diff`]).
+    pub(crate) fn unary_partial(&mut self, op: UnOp, a: ExprId, e: ExprId) -> ExprId {
+        self.unary_derivative(op, a, e)
+    }
+
+    /// `da * d(a op b)/da + db * d(a op b)/db` at `e = a op b` (used by [`crate::diff`]
+    /// with `(da, db)` = `(1, 0)` and `(0, 1)`).
+    pub(crate) fn binary_partials(
+        &mut self,
+        op: BinOp,
+        a: ExprId,
+        b: ExprId,
+        e: ExprId,
+        da: ExprId,
+        db: ExprId,
+    ) -> ExprId {
+        self.binary_derivative(op, a, b, e, da, db)
+    }
+
     /// `f'(a)` for `e = f(a)`.
     fn unary_derivative(&mut self, op: UnOp, a: ExprId, e: ExprId) -> ExprId {
         let one = self.constant(1.0);
@@ -382,6 +401,30 @@ impl Module {
             stack.extend(self.expr(n).operands());
         }
         false
+    }
+}
+
+/// The integral of a surrogate derivative from minus infinity: the smooth stand-in for
+/// a spike in smooth mode, whose exact derivative is the surrogate.
+pub fn surrogate_integral(kind: crate::ir::SurrogateKind, a: f64, b: f64, u: f64) -> f64 {
+    use crate::ir::SurrogateKind as K;
+    match kind {
+        K::FastSigmoid => a * u / (1.0 + b * u.abs()) + a / b,
+        K::Triangle => {
+            if u <= -b {
+                0.0
+            } else if u <= 0.0 {
+                a * (u + b) * (u + b) / (2.0 * b)
+            } else if u < b {
+                a * b / 2.0 + a * (u - u * u / (2.0 * b))
+            } else {
+                a * b
+            }
+        }
+        K::Arctan => {
+            let pb = std::f64::consts::PI * b;
+            a * (pb * u).atan() / pb + a / (2.0 * b)
+        }
     }
 }
 

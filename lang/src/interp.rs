@@ -182,6 +182,9 @@ pub struct Interp<'m> {
     order: Vec<ExprId>,
     /// Per node (arena index): its value in the current episode; empty if not needed.
     bufs: Vec<Vec<f64>>,
+    /// Smooth mode: each spike is the integral of its surrogate (a test mode in which
+    /// the surrogate gradient is the true gradient).
+    pub smooth: bool,
 }
 
 impl<'m> Interp<'m> {
@@ -212,6 +215,7 @@ impl<'m> Interp<'m> {
             inst,
             order,
             bufs,
+            smooth: false,
         })
     }
 
@@ -260,6 +264,17 @@ impl<'m> Interp<'m> {
                                 let n = out.len();
                                 out.copy_from_slice(&state.values[v.index()][b * n..(b + 1) * n]);
                             }
+                        }
+                    }
+                    Expr::Spike { arg, surrogate, .. } if self.smooth => {
+                        let (u, a, bb) = (
+                            &before[arg.index()],
+                            before[surrogate.a.index()][0],
+                            before[surrogate.b.index()][0],
+                        );
+                        for (k, o) in out.iter_mut().enumerate() {
+                            *o =
+                                crate::algebra::surrogate_integral(surrogate.kind, a, bb, at(u, k));
                         }
                     }
                     e => eval_op(m, &self.inst.masks, e, before, out),

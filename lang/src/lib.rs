@@ -15,6 +15,8 @@ pub mod algebra;
 pub mod ast;
 pub mod check;
 pub mod diag;
+pub mod diff;
+pub mod grad;
 pub mod init;
 pub mod interp;
 pub mod ir;

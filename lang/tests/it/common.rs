@@ -78,3 +78,19 @@ pub fn module_text(name: &str, text: &str) -> Module {
     lang::validate::validate(&m).unwrap_or_else(|e| panic!("invalid IR: {e}\n{m}"));
     m
 }
+
+/// The network files of the corpus that can run (no holes).
+pub fn network_files() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(repo().join("rules/networks"))
+        .unwrap()
+        .map(|e| {
+            format!(
+                "rules/networks/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
+        .filter(|f| f.ends_with(".rule") && !f.contains("hole"))
+        .collect();
+    out.sort();
+    out
+}

@@ -4,5 +4,6 @@ mod closed_forms;
 mod common;
 mod corpus;
 mod fuzz;
+mod gradients;
 mod semantics;
 mod w1;
