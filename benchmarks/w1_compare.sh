@@ -22,6 +22,10 @@
 #   W1_IMPLS     which to run (default "ruleopt jax-scan torch-compile torch-eager")
 #   W1_OUT       where the JSON results go (default: a fresh temporary directory)
 #   W1_NO_BUILD  set to skip `cargo build --release -p ruleopt`
+#   W1_QUIET     before each run, wait (up to this many seconds) until the machine's CPU use
+#                over 3 s is under 10%, so that other work does not distort the times
+#                (default 0: do not wait). The table's last column shows the other
+#                processes' share of the CPU during the timed passes either way.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -76,6 +80,17 @@ EOF
   fi
 }
 
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+wait_quiet() {
+  local limit=${W1_QUIET:-0} waited=0 b0 t0 b1 t1
+  while [ "$waited" -lt "$limit" ]; do
+    read -r b0 t0 < <(busy); sleep 3; read -r b1 t1 < <(busy)
+    [ $(((b1 - b0) * 100)) -lt $(((t1 - t0) * 10)) ] && return 0
+    waited=$((waited + 3))
+  done
+  [ "$limit" -eq 0 ] || note "the machine was busy for ${limit}s before a run; ran anyway"
+}
+
 run() { # impl n -> writes $OUT/<impl>_N<n>.json, or notes why not
   local impl=$1 n=$2 out="$OUT/$1_N$2.json" log="$OUT/$1_N$2.log"
   case $impl in
@@ -99,6 +114,7 @@ run() { # impl n -> writes $OUT/<impl>_N<n>.json, or notes why not
 for n in "${NS[@]}"; do
   for impl in $IMPLS; do
     echo "N=$n $impl ..." >&2
+    wait_quiet
     run "$impl" "$n"
   done
 done

@@ -264,6 +264,10 @@ pub enum Parallelism {
 /// Runs `inputs.steps` steps over `inputs.batch` episodes on a compiled W1 and returns
 /// the loss: the mean over episodes of the cross-entropy of the readout's mean over
 /// the last [`LAST`] steps (all steps, if fewer) against the label.
+///
+/// Episode-major ([`Runner::for_each_episode`]): each episode runs all its steps on one
+/// thread, so the batch is split across threads once per pass, not once per step, and
+/// an episode's synapse state stays in cache.
 pub fn forward(
     kernel: &Kernel,
     m: &Module,
@@ -272,9 +276,31 @@ pub fn forward(
     par: Parallelism,
 ) -> Result<f64, BenchError> {
     match kernel.precision {
-        Precision::F32 => forward_with::<f32>(kernel, m, inst, inputs, par),
-        Precision::F64 => forward_with::<f64>(kernel, m, inst, inputs, par),
+        Precision::F32 => forward_with::<f32>(kernel, m, inst, inputs, par, Order::EpisodeMajor),
+        Precision::F64 => forward_with::<f64>(kernel, m, inst, inputs, par, Order::EpisodeMajor),
     }
+}
+
+/// [`forward`] in lock-step: every step of the whole batch before the next
+/// ([`Runner::step`], as `ruleopt simulate` runs), the batch split across threads at
+/// every step. Same result, slower for small networks.
+pub fn forward_lockstep(
+    kernel: &Kernel,
+    m: &Module,
+    inst: &Instance,
+    inputs: &Inputs,
+    par: Parallelism,
+) -> Result<f64, BenchError> {
+    match kernel.precision {
+        Precision::F32 => forward_with::<f32>(kernel, m, inst, inputs, par, Order::Lockstep),
+        Precision::F64 => forward_with::<f64>(kernel, m, inst, inputs, par, Order::Lockstep),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    EpisodeMajor,
+    Lockstep,
 }
 
 fn forward_with<T: Elem>(
@@ -283,6 +309,7 @@ fn forward_with<T: Elem>(
     inst: &Instance,
     inputs: &Inputs,
     par: Parallelism,
+    order: Order,
 ) -> Result<f64, BenchError> {
     let var = |name: &str| {
         m.var_by_name(name)
@@ -298,16 +325,68 @@ fn forward_with<T: Elem>(
             "x.out or out.y has an unexpected size".into(),
         ));
     }
+    let (steps, last) = (inputs.steps, LAST.min(inputs.steps));
+    let mut mean_y = vec![0.0f64; inputs.batch * N_OUT];
+    match order {
+        Order::EpisodeMajor => {
+            let sums = std::sync::Mutex::new(&mut mean_y);
+            runner.for_each_episode(|ep| {
+                let b = ep.index();
+                let mut acc = [0.0f64; N_OUT];
+                for t in 0..steps {
+                    let x = &inputs.at(t)[b * N_IN..(b + 1) * N_IN];
+                    for (d, &s) in ep.var(xv).iter_mut().zip(x) {
+                        *d = T::from_f64(f64::from(s));
+                    }
+                    ep.step();
+                    if t >= steps - last {
+                        for (a, y) in acc.iter_mut().zip(ep.var(yv).iter()) {
+                            *a += y.to_f64();
+                        }
+                    }
+                }
+                let mut sums = sums.lock().unwrap_or_else(|e| e.into_inner());
+                sums[b * N_OUT..(b + 1) * N_OUT].copy_from_slice(&acc);
+            });
+        }
+        Order::Lockstep => {
+            for t in 0..steps {
+                for (d, &s) in runner.storage_mut(xv).iter_mut().zip(inputs.at(t)) {
+                    *d = T::from_f64(f64::from(s));
+                }
+                runner.step();
+                if t >= steps - last {
+                    for (acc, y) in mean_y.iter_mut().zip(runner.storage_mut(yv).iter()) {
+                        *acc += y.to_f64();
+                    }
+                }
+            }
+        }
+    }
+    mean_y.iter_mut().for_each(|y| *y /= last as f64);
+    Ok(cross_entropy(&mean_y, &inputs.labels))
+}
+
+/// [`forward`] on the reference interpreter (f64): the oracle of the compiled forward.
+pub fn forward_interp(m: &Module, inst: &Instance, inputs: &Inputs) -> Result<f64, BenchError> {
+    let var = |name: &str| {
+        m.var_by_name(name)
+            .ok_or_else(|| BenchError::Init(format!("W1 has no variable `{name}`")))
+    };
+    let (xv, yv) = (var("x.out")?, var("out.y")?);
+    let init = |e: &dyn std::fmt::Display| BenchError::Init(e.to_string());
+    let mut state = lang::init::initial_state(m, inst, inputs.batch, 0).map_err(|e| init(&e))?;
+    let mut interp = lang::interp::Interp::new(m, inst).map_err(|e| init(&e))?;
     let last = LAST.min(inputs.steps);
     let mut mean_y = vec![0.0f64; inputs.batch * N_OUT];
     for t in 0..inputs.steps {
-        for (d, &s) in runner.storage_mut(xv).iter_mut().zip(inputs.at(t)) {
-            *d = T::from_f64(f64::from(s));
+        for (d, &s) in state.values[xv.index()].iter_mut().zip(inputs.at(t)) {
+            *d = f64::from(s);
         }
-        runner.step();
+        interp.step(&mut state);
         if t >= inputs.steps - last {
-            for (acc, y) in mean_y.iter_mut().zip(runner.storage_mut(yv).iter()) {
-                *acc += y.to_f64();
+            for (acc, y) in mean_y.iter_mut().zip(&state.values[yv.index()]) {
+                *acc += y;
             }
         }
     }
@@ -346,6 +425,8 @@ pub struct BenchConfig {
     pub params: Option<std::path::PathBuf>,
     /// Seed of the drawn parameters and inputs.
     pub seed: u64,
+    /// Run with [`forward_lockstep`] instead of [`forward`].
+    pub lockstep: bool,
 }
 
 impl Default for BenchConfig {
@@ -357,6 +438,7 @@ impl Default for BenchConfig {
             precision: Precision::F32,
             params: None,
             seed: 0,
+            lockstep: false,
         }
     }
 }
@@ -378,6 +460,8 @@ pub struct BenchResult {
     pub precision: String,
     /// Threads of the pool.
     pub threads: usize,
+    /// `"episode-major"` ([`forward`]) or `"lockstep"` ([`forward_lockstep`]).
+    pub order: String,
     /// Where parameters and inputs came from: a file, or `"seed S"`.
     pub inputs: String,
     /// Wall time of every timed forward pass, in seconds.
@@ -439,12 +523,17 @@ pub fn bench_forward(cfg: &BenchConfig) -> Result<BenchResult, BenchError> {
     } else {
         Parallelism::Sequential
     };
-    let mut loss = forward(&kernel, &m, &inst, &inputs, par)?;
+    let pass = if cfg.lockstep {
+        forward_lockstep
+    } else {
+        forward
+    };
+    let mut loss = pass(&kernel, &m, &inst, &inputs, par)?;
     let mut times = Vec::with_capacity(cfg.repeats);
     let mut other_load = Vec::with_capacity(cfg.repeats);
     for _ in 0..cfg.repeats {
         let meter = LoadMeter::start();
-        let (l, s) = timed(|| forward(&kernel, &m, &inst, &inputs, par));
+        let (l, s) = timed(|| pass(&kernel, &m, &inst, &inputs, par));
         other_load.push(meter.stop());
         loss = l?;
         times.push(s);
@@ -463,6 +552,12 @@ pub fn bench_forward(cfg: &BenchConfig) -> Result<BenchResult, BenchError> {
         }
         .into(),
         threads: cfg.threads,
+        order: if cfg.lockstep {
+            "lockstep"
+        } else {
+            "episode-major"
+        }
+        .into(),
         inputs: source,
         min_s: times.iter().copied().fold(f64::INFINITY, f64::min),
         median_s,
@@ -519,6 +614,39 @@ mod tests {
         let par = forward(&k, &m, &inst, &inputs, Parallelism::Rayon).expect("runs");
         assert!(seq.is_finite() && seq > 0.0, "loss {seq}");
         assert_eq!(seq, par, "episodes are independent of the thread split");
+        for p in [Parallelism::Sequential, Parallelism::Rayon] {
+            let lockstep = forward_lockstep(&k, &m, &inst, &inputs, p).expect("runs");
+            assert_eq!(
+                seq, lockstep,
+                "the order of episodes and steps does not matter"
+            );
+        }
+    }
+
+    /// Sizes that are not multiples of the vector width, and more input spikes than
+    /// the benchmark's, so that the network is active: the f64 kernel gives the
+    /// interpreter's loss exactly, the f32 kernel to float32 accuracy.
+    #[test]
+    fn compiled_forward_matches_the_interpreter() {
+        for n in [1, 3, 5, 6, 13, 17] {
+            let mut inputs = reference_inputs(120, 3, n as u64);
+            for (k, x) in inputs.x.iter_mut().enumerate() {
+                if k % 7 == 0 {
+                    *x = 1.0;
+                }
+            }
+            let (m, k64) = compiled(n, Precision::F64);
+            let inst = lang::init::instantiate(&m, 2).expect("instance");
+            let want = forward_interp(&m, &inst, &inputs).expect("interpreter runs");
+            let got = forward(&k64, &m, &inst, &inputs, Parallelism::Rayon).expect("runs");
+            assert_eq!(got.to_bits(), want.to_bits(), "N = {n}: {got} vs {want}");
+            let (m32, k32) = compiled(n, Precision::F32);
+            let got = forward(&k32, &m32, &inst, &inputs, Parallelism::Sequential).expect("runs");
+            assert!(
+                (got - want).abs() < 1e-4 * want.abs().max(1.0),
+                "N = {n}: {got} vs {want}"
+            );
+        }
     }
 
     #[test]

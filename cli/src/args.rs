@@ -235,6 +235,10 @@ pub struct W1Args {
     /// Seed of the drawn parameters and inputs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Step the whole batch in lock-step (one parallel split per step, as `simulate`
+    /// does) instead of each episode through all its steps.
+    #[arg(long)]
+    pub lockstep: bool,
     /// Print one JSON object instead of a line of text.
     #[arg(long)]
     pub json: bool,

@@ -36,6 +36,7 @@ fn w1(a: &W1Args, o: &mut Output<'_>) -> Result<(), Error> {
         precision: a.precision.into(),
         params: a.params.clone(),
         seed: a.seed,
+        lockstep: a.lockstep,
     };
     let r = benchmarks::w1::bench_forward(&cfg)?;
     let text = if a.json {
@@ -49,13 +50,14 @@ fn w1(a: &W1Args, o: &mut Output<'_>) -> Result<(), Error> {
 /// One readable line of a W1 result.
 pub fn w1_line(r: &BenchResult) -> String {
     format!(
-        "w1 {} N={} B={} T={} {}, {} thread{}: median {:.4} s, min {:.4} s over {} runs; \
+        "w1 {} N={} B={} T={} {}, {}, {} thread{}: median {:.4} s, min {:.4} s over {} runs; \
          {:.3e} synapse updates/s; compile {:.1} ms (JIT {:.1} ms); peak RSS {:.1} MiB; loss {:.7}; other load up to {:.0}%",
         r.mode,
         r.n,
         r.batch,
         r.steps,
         r.precision,
+        r.order,
         r.threads,
         if r.threads == 1 { "" } else { "s" },
         r.median_s,

@@ -100,8 +100,10 @@ pub(crate) struct Tx<'a, 'f> {
     /// Nodes computed in the stage being emitted.
     current: HashSet<ExprId>,
     param_memo: HashMap<ExprId, bool>,
-    /// Vector values of the current inner-loop iteration.
+    /// Vector values of the current inner-loop body.
     vcache: HashMap<ExprId, Value>,
+    /// Row-invariant vectors of the current inner-loop iteration (all unrolled bodies).
+    vrow: HashMap<ExprId, Value>,
     /// Row-invariant values of the current row, splatted.
     row_splats: HashMap<ExprId, Value>,
     /// Loop-carried pointers of the dense inner loop: (base, row-relative) -> pointer.
@@ -111,6 +113,10 @@ pub(crate) struct Tx<'a, 'f> {
     /// Row-invariant vectors kept in stack slots, loaded in the inner loop (a splat
     /// would be recomputed at every use, a load folds into the arithmetic).
     splat_slots: HashMap<ExprId, StackSlot>,
+    /// Row factors assumed zero in the specialised inner loop being emitted.
+    assumed_zero: HashSet<ExprId>,
+    /// Vector values known to be zero in it (products with them fold away).
+    known_zero: HashSet<Value>,
 }
 
 fn flags() -> MemFlagsData {
@@ -203,10 +209,13 @@ impl<'a, 'f> Tx<'a, 'f> {
             current: HashSet::new(),
             param_memo: HashMap::new(),
             vcache: HashMap::new(),
+            vrow: HashMap::new(),
             row_splats: HashMap::new(),
             streams: HashMap::new(),
             stream_order: Vec::new(),
             splat_slots: HashMap::new(),
+            assumed_zero: HashSet::new(),
+            known_zero: HashSet::new(),
         }
     }
 
@@ -689,23 +698,55 @@ impl<'a, 'f> Tx<'a, 'f> {
                     // Two vectors per iteration (the second at a constant offset from
                     // the same pointers), then a last single vector if the count is odd.
                     let pairs = (n_vec / 2) as i64;
-                    tx.byte_loop(pairs * 2 * vec_bytes, 2 * vec_bytes, &mut |tx, off| {
-                        inner(tx, off, 0)?;
-                        let off2 = tx.b.ins().iadd_imm_s(off, vec_bytes);
-                        inner(tx, off2, vec_bytes as i32)?;
-                        advance(tx, 2 * vec_bytes);
+                    let dense = |tx: &mut Self| -> Result<(), JitError> {
+                        tx.byte_loop(pairs * 2 * vec_bytes, 2 * vec_bytes, &mut |tx, off| {
+                            tx.vrow.clear();
+                            inner(tx, off, 0)?;
+                            let off2 = tx.b.ins().iadd_imm_s(off, vec_bytes);
+                            inner(tx, off2, vec_bytes as i32)?;
+                            advance(tx, 2 * vec_bytes);
+                            Ok(())
+                        })?;
+                        if n_vec % 2 == 1 {
+                            tx.vrow.clear();
+                            let off = tx.b.ins().iconst(types::I64, pairs * 2 * vec_bytes);
+                            tx.scopes.push(HashMap::new());
+                            inner(tx, off, 0)?;
+                            tx.scopes.pop();
+                        }
                         Ok(())
-                    })?;
-                    if n_vec % 2 == 1 {
-                        let off = tx.b.ins().iconst(types::I64, pairs * 2 * vec_bytes);
-                        tx.scopes.push(HashMap::new());
-                        inner(tx, off, 0)?;
-                        tx.scopes.pop();
+                    };
+                    // A post-side factor that is zero in most rows (a spike, times
+                    // something): a second copy of the loop without its terms.
+                    match tx.zero_row_factor() {
+                        Some(gate) if lanes > 1 => {
+                            let g = tx.value(gate, &outer)?;
+                            let z = tx.fconst(0.0);
+                            let is_zero = tx.b.ins().fcmp(FloatCC::Equal, g, z);
+                            let (spec, general, join) = (
+                                tx.b.create_block(),
+                                tx.b.create_block(),
+                                tx.b.create_block(),
+                            );
+                            tx.b.ins().brif(is_zero, spec, &[], general, &[]);
+                            tx.b.switch_to_block(spec);
+                            tx.assumed_zero.insert(gate);
+                            dense(tx)?;
+                            tx.assumed_zero.clear();
+                            tx.known_zero.clear();
+                            tx.b.ins().jump(join, &[]);
+                            tx.b.switch_to_block(general);
+                            dense(tx)?;
+                            tx.b.ins().jump(join, &[]);
+                            tx.b.switch_to_block(join);
+                        }
+                        _ => dense(tx)?,
                     }
                 }
                 Some((list, count)) => {
                     let end = tx.b.ins().imul_imm_s(count, 8);
                     tx.loop_to(end, 8, &mut |tx, pos| {
+                        tx.vrow.clear();
                         let addr = tx.b.ins().iadd(list, pos);
                         let off = tx.b.ins().load(types::I64, flags(), addr, 0);
                         inner(tx, off, 0)
@@ -748,6 +789,40 @@ impl<'a, 'f> Tx<'a, 'f> {
             }
             Ok(())
         })
+    }
+
+    /// A row-invariant factor of the current row's per-synapse work that is a post-side
+    /// spike times something: zero in most rows at realistic rates. Skipping its terms
+    /// where it is exactly zero is exact for finite values.
+    fn zero_row_factor(&self) -> Option<ExprId> {
+        let m = self.m;
+        fn spike_like(m: &Module, e: ExprId) -> bool {
+            match *m.expr(e) {
+                Expr::Spike { .. } => true,
+                Expr::Read(v) => m
+                    .updates
+                    .iter()
+                    .any(|&(w, u)| w == v && matches!(m.expr(u), Expr::Spike { .. })),
+                Expr::Binary(BinOp::Mul, a, b) => spike_like(m, a) || spike_like(m, b),
+                _ => false,
+            }
+        }
+        let mut keys: Vec<ExprId> = self.row_splats.keys().copied().collect();
+        keys.sort();
+        keys.into_iter()
+            .find(|&e| matches!(*m.expr(e), Expr::Bcast(_, Side::Post, a) if spike_like(m, a)))
+    }
+
+    /// Is `e` zero under the current assumptions (without emitting anything)?
+    fn is_known_zero(&self, e: ExprId) -> bool {
+        if self.assumed_zero.contains(&e) {
+            return true;
+        }
+        match *self.m.expr(e) {
+            Expr::Binary(BinOp::Mul, a, b) => self.is_known_zero(a) || self.is_known_zero(b),
+            Expr::Binary(BinOp::Div, a, _) | Expr::Unary(UnOp::Neg, a) => self.is_known_zero(a),
+            _ => false,
+        }
     }
 
     /// A loop over byte offsets `0, step, 2 step, .. < end`.
@@ -1021,17 +1096,32 @@ impl<'a, 'f> Tx<'a, 'f> {
 
     /// The vector value of a node of a synapse stage at pre offset `vx.off`.
     fn vval(&mut self, e: ExprId, vx: &VCx, per_syn: &HashSet<ExprId>) -> Result<Value, JitError> {
-        if let Some(&v) = self.vcache.get(&e) {
+        if let Some(&v) = self.vcache.get(&e).or_else(|| self.vrow.get(&e)) {
             return Ok(v);
         }
         let m = self.m;
         let f32 = self.ty == types::F32;
         let mut memo = HashMap::new();
-        let v = if let (Some(&slot), true) =
-            (self.splat_slots.get(&e), self.row_splats.contains_key(&e))
-        {
-            self.b.ins().stack_load(types::I64, types::F32X4, slot, 0)
-        } else if let Some(&v) = self.row_splats.get(&e) {
+        if self.assumed_zero.contains(&e) {
+            let z = self.fconst(0.0);
+            let z = self.splat(z);
+            self.known_zero.insert(z);
+            self.vrow.insert(e, z);
+            return Ok(z);
+        }
+        // Row-invariant vectors: loaded once per iteration, shared by unrolled bodies.
+        if let (Some(&slot), true) = (self.splat_slots.get(&e), self.row_splats.contains_key(&e)) {
+            let v = self.b.ins().stack_load(types::I64, types::F32X4, slot, 0);
+            self.vrow.insert(e, v);
+            return Ok(v);
+        }
+        if let Expr::Const(c) = *m.expr(e) {
+            let s = self.fconst(c.0);
+            let v = self.splat(s);
+            self.vrow.insert(e, v);
+            return Ok(v);
+        }
+        let v = if let Some(&v) = self.row_splats.get(&e) {
             v
         } else if !self.per_synapse(e, &mut memo)
             && !(self.materialized.contains(&e) && per_syn.contains(&e))
@@ -1085,6 +1175,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                     let x = self.vval(a, vx, per_syn)?;
                     let pick = |a: Libcall, b: Libcall| if f32 { b } else { a };
                     match op {
+                        UnOp::Neg if self.known_zero.contains(&x) => x,
                         UnOp::Neg => self.b.ins().fneg(x),
                         UnOp::Abs => self.b.ins().fabs(x),
                         UnOp::Sqrt => self.b.ins().sqrt(x),
@@ -1113,7 +1204,18 @@ impl<'a, 'f> Tx<'a, 'f> {
                     }
                 }
                 Expr::Binary(op, a, b) => {
-                    let (x, y) = (self.vval(a, vx, per_syn)?, self.vval(b, vx, per_syn)?);
+                    // A product with a known zero needs nothing of the other factor.
+                    let x = self.vval(a, vx, per_syn)?;
+                    if matches!(op, BinOp::Mul | BinOp::Div) && self.known_zero.contains(&x) {
+                        self.vcache.insert(e, x);
+                        return Ok(x);
+                    }
+                    if op == BinOp::Mul && self.is_known_zero(b) {
+                        let z = self.vval(b, vx, per_syn)?;
+                        self.vcache.insert(e, z);
+                        return Ok(z);
+                    }
+                    let y = self.vval(b, vx, per_syn)?;
                     match op {
                         BinOp::Pow => {
                             if self.lanes() == 1 {
@@ -1133,7 +1235,18 @@ impl<'a, 'f> Tx<'a, 'f> {
                         }
                         BinOp::Lt => self.vcmp01(FloatCC::LessThan, x, y),
                         BinOp::Le => self.vcmp01(FloatCC::LessThanOrEqual, x, y),
-                        _ => self.binary(op, x, y),
+                        _ => {
+                            let (zx, zy) =
+                                (self.known_zero.contains(&x), self.known_zero.contains(&y));
+                            match op {
+                                BinOp::Mul | BinOp::Div if zx => x,
+                                BinOp::Mul if zy => y,
+                                BinOp::Add if zx => y,
+                                BinOp::Add | BinOp::Sub if zy => x,
+                                BinOp::Sub if zx => self.b.ins().fneg(y),
+                                _ => self.binary(op, x, y),
+                            }
+                        }
                     }
                 }
                 Expr::Clip(x, lo, hi) => {

@@ -66,7 +66,7 @@ fn w1_text_line_and_one_thread() {
     run.expect_code(0);
     let line = run.stdout.trim();
     assert!(
-        line.starts_with("w1 fwd N=4 B=16 T=1000 f32, 1 thread:"),
+        line.starts_with("w1 fwd N=4 B=16 T=1000 f32, episode-major, 1 thread:"),
         "{line}"
     );
     assert!(
