@@ -116,6 +116,9 @@ pub enum Emit {
     Ir,
     /// The Cranelift IR of the network's step function, before optimisation.
     Clif,
+    /// The IR of the network's adjoint step (from symbolic differentiation): the
+    /// adjoint of every state and a gradient accumulator for every `learn` parameter.
+    Grad,
 }
 
 /// `ruleopt compile`.

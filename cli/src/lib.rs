@@ -117,6 +117,9 @@ pub enum Error {
     /// The JIT refused the network (a hole, or a bug in the JIT).
     #[error("cannot compile the network: {0}")]
     Jit(#[from] jit::JitError),
+    /// The network cannot be differentiated (a hole).
+    #[error("cannot differentiate the network: {0}")]
+    Grad(String),
     /// A benchmark failed.
     #[error(transparent)]
     Bench(#[from] benchmarks::BenchError),
@@ -278,6 +281,11 @@ fn compile(args: &CompileArgs, o: &mut Output<'_>) -> Result<(), Error> {
                 },
             )?;
             kernel.clif.clone()
+        }
+        Emit::Grad => {
+            let module = session.module(args.network.as_deref(), o.err, o.err_color)?;
+            let adjoint = lang::diff::diff(&module).map_err(|e| Error::Grad(e.to_string()))?;
+            adjoint.module.to_string()
         }
     };
     o.out.write_all(text.as_bytes()).map_err(Error::Output)?;

@@ -107,3 +107,16 @@ fn clif_of_a_network_with_a_hole_is_an_error() {
     );
     ruleopt(dir.path(), &["compile", "holey.rule", "--emit", "ir"]).expect_code(0);
 }
+
+#[test]
+fn emits_the_adjoint_step() {
+    let dir = project();
+    let run = ruleopt(dir.path(), &["compile", "net/small.rule", "--emit", "grad"]);
+    run.expect_code(0);
+    let ir = &run.stdout;
+    // Adjoints of the LIF states and the gradient of nothing learnable (w is a param).
+    assert!(ir.contains("update adj.rec.v = "), "{ir}");
+    assert!(ir.contains("var adj.rec.v : state Pop(rec)"), "{ir}");
+    // A surrogate derivative appears (the spike's), as arithmetic on the membrane.
+    assert!(ir.contains("abs"), "{ir}");
+}

@@ -47,6 +47,7 @@ fn corpus_snapshots() {
         let root = sources.find(&f).unwrap();
         let ast = lang::syntax::parse(&sources, root).unwrap();
         let mut ir = String::new();
+        let mut grad = String::new();
         let file_networks: Vec<String> = ast
             .items
             .iter()
@@ -82,6 +83,12 @@ fn corpus_snapshots() {
                     .unwrap_or_else(|d| panic!("{}", render(&sources, &d)));
                 lang::validate::validate(&m).unwrap_or_else(|e| panic!("{f}: {name}: {e}"));
                 ir += &format!("{m}\n");
+                // The adjoint step (symbolic differentiation), for networks without holes.
+                if let Ok(adj) = lang::diff::diff(&m) {
+                    lang::validate::validate(&adj.module)
+                        .unwrap_or_else(|e| panic!("{f}: {name}: adjoint: {e}"));
+                    grad += &format!("{}\n", adj.module);
+                }
             }
         }
         let key = f
@@ -90,6 +97,9 @@ fn corpus_snapshots() {
             .replace('/', "__");
         insta::assert_snapshot!(format!("ast__{key}"), ast.to_string());
         insta::assert_snapshot!(format!("ir__{key}"), ir);
+        if !grad.is_empty() {
+            insta::assert_snapshot!(format!("grad__{key}"), grad);
+        }
         // The AST text is itself valid source that parses back to the same text.
         let mut again = lang::Sources::new();
         let id = again.add(f.clone(), ast.to_string());
