@@ -500,14 +500,15 @@ impl<'a, 'f> Tx<'a, 'f> {
         }
         let m = self.m;
         let r = match m.expr(e) {
+            // From an earlier stage: read per synapse exactly when it is a synapse
+            // value (whatever the node: a materialized post broadcast is a buffer).
+            _ if self.materialized.contains(&e) && !self.current.contains(&e) => {
+                matches!(m.space(e), Space::Syn(_))
+            }
             Expr::Const(_) => false,
             Expr::Read(v) => matches!(m.vars[*v].space, Space::Syn(_)),
             Expr::Bcast(_, Side::Post, _) => false,
             Expr::Bcast(_, Side::Pre, a) => m.space(*a) != Space::Global,
-            // From an earlier stage: read per synapse only if it is a synapse value.
-            _ if self.materialized.contains(&e) && !self.current.contains(&e) => {
-                matches!(m.space(e), Space::Syn(_))
-            }
             Expr::Hole(..) => true,
             other => other.operands().iter().any(|&o| self.per_synapse(o, memo)),
         };
@@ -701,9 +702,10 @@ impl<'a, 'f> Tx<'a, 'f> {
                     let dense = |tx: &mut Self| -> Result<(), JitError> {
                         tx.byte_loop(pairs * 2 * vec_bytes, 2 * vec_bytes, &mut |tx, off| {
                             tx.vrow.clear();
+                            // Both bodies get the iteration's offset; the second adds its
+                            // constant `imm` to every address (carried pointer or not).
                             inner(tx, off, 0)?;
-                            let off2 = tx.b.ins().iadd_imm_s(off, vec_bytes);
-                            inner(tx, off2, vec_bytes as i32)?;
+                            inner(tx, off, vec_bytes as i32)?;
                             advance(tx, 2 * vec_bytes);
                             Ok(())
                         })?;

@@ -161,3 +161,54 @@ fn f32_kernels_track_the_interpreter_step_by_step() {
     }
     assert!(diverged.len() <= 2, "spikes differ early in {diverged:?}");
 }
+
+/// The adjoint steps from `diff` compile too, and equal the interpreter's (f64), from
+/// random states, adjoints and gradients.
+#[test]
+fn adjoint_kernels_match_the_interpreter() {
+    for f in network_files() {
+        let m = lower_file(&f);
+        let adj = lang::diff::diff(&m).unwrap();
+        let a = &adj.module;
+        let mut inst = instantiate(&m, 3).unwrap();
+        inst.params.resize(a.vars.len(), Vec::new());
+        let kernel = compile(
+            a,
+            Options {
+                precision: Precision::F64,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{f}: {e}"));
+        let batch = 2;
+        let mut runner: Runner<'_, f64> = Runner::new(&kernel, a, &inst, batch, 4).unwrap();
+        let mut state = initial_state(a, &inst, batch, 4).unwrap();
+        let mut interp = Interp::new(a, &inst).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        for _ in 0..20 {
+            // Random forward state and inputs (as a checkpoint would restore), adjoints.
+            for (v, var) in a.vars.iter() {
+                if matches!(var.kind, VarKind::Param { .. }) {
+                    continue;
+                }
+                let vals: Vec<f64> = state.values[v.index()]
+                    .iter()
+                    .map(|_| rng.gen_range(-1.0..1.0))
+                    .collect();
+                state.values[v.index()].copy_from_slice(&vals);
+                runner.set(v, &vals);
+            }
+            interp.step(&mut state);
+            runner.step();
+            for (v, var) in a.vars.iter() {
+                if !matches!(var.kind, VarKind::State { .. }) {
+                    continue;
+                }
+                let (x, y) = (&state.values[v.index()], runner.get(v));
+                for (k, (p, q)) in x.iter().zip(&y).enumerate() {
+                    let ok = (p.is_nan() && q.is_nan()) || (p - q).abs() <= 1e-9 * p.abs().max(1.0);
+                    assert!(ok, "{f}: {}[{k}]: interp {p}, jit {q}", var.name);
+                }
+            }
+        }
+    }
+}
