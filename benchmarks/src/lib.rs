@@ -9,6 +9,7 @@
 
 pub mod compile;
 pub mod w1;
+pub mod w1_grad;
 
 use std::time::Instant;
 

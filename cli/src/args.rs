@@ -242,6 +242,13 @@ pub struct W1Args {
     /// does) instead of each episode through all its steps.
     #[arg(long)]
     pub lockstep: bool,
+    /// With `--mode grad`: keep the forward state every K steps and recompute the steps
+    /// in between (memory per episode: T/K + K states; the gradients do not depend on K).
+    #[arg(long, value_name = "K", default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..))]
+    pub checkpoint: u32,
+    /// With `--mode grad`: write the loss and gradients to FILE in the shared W1 format.
+    #[arg(long, value_name = "FILE.json")]
+    pub grads_out: Option<PathBuf>,
     /// Print one JSON object instead of a line of text.
     #[arg(long)]
     pub json: bool,

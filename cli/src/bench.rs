@@ -20,14 +20,6 @@ pub fn bench(args: &BenchArgs, o: &mut Output<'_>) -> Result<(), Error> {
 }
 
 fn w1(a: &W1Args, o: &mut Output<'_>) -> Result<(), Error> {
-    if a.mode == BenchMode::Grad {
-        return Err(Error::NotImplemented {
-            what: "`ruleopt bench w1 --mode grad`".into(),
-            why: "W1's loss gradients wait for the \"gradients\" issue (reverse mode over \
-                  the step IR, issue 4); `--mode fwd` runs today"
-                .into(),
-        });
-    }
     benchmarks::set_threads(a.threads as usize)?;
     let cfg = BenchConfig {
         n: a.n as usize,
@@ -38,7 +30,27 @@ fn w1(a: &W1Args, o: &mut Output<'_>) -> Result<(), Error> {
         seed: a.seed,
         lockstep: a.lockstep,
     };
-    let r = benchmarks::w1::bench_forward(&cfg)?;
+    let r = if a.mode == BenchMode::Grad {
+        let (r, g) = benchmarks::w1_grad::bench_grad(&cfg, a.checkpoint as usize)?;
+        if let Some(path) = &a.grads_out {
+            let json = benchmarks::w1_grad::to_json(r.n, cfg.precision, &g);
+            let text = serde_json::to_string(&json)
+                .map_err(|e| Error::Output(std::io::Error::other(e)))?;
+            std::fs::write(path, text).map_err(|source| Error::Write {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        r
+    } else {
+        if a.grads_out.is_some() {
+            return Err(Error::NotImplemented {
+                what: "`--grads-out` with `--mode fwd`".into(),
+                why: "gradients come from `--mode grad`".into(),
+            });
+        }
+        benchmarks::w1::bench_forward(&cfg)?
+    };
     let text = if a.json {
         serde_json::to_string(&r).map_err(|e| Error::Output(std::io::Error::other(e)))?
     } else {

@@ -11,6 +11,7 @@
 //! `call`), and freeing it when the kernel drops.
 #![warn(missing_docs)]
 
+pub mod grad;
 pub mod math;
 pub mod run;
 pub mod schedule;

@@ -220,6 +220,65 @@ impl<'k, T: Elem> Runner<'k, T> {
     }
 }
 
+/// A second kernel that runs on a [`Runner`]'s storage: one whose module's variables are
+/// a prefix of the runner's module's (the forward step, or the one-shot initial-value
+/// step, run on the storage of an adjoint runner). Holds that kernel's scratch.
+pub struct Prefix<'k, T> {
+    kernel: &'k Kernel,
+    _bufs: Vec<Vec<Vec<T>>>,
+    tables: Vec<Vec<*mut u8>>,
+}
+
+// SAFETY: each episode's scratch table is used by that episode only, on one thread.
+unsafe impl<T: Send> Send for Prefix<'_, T> {}
+unsafe impl<T: Sync> Sync for Prefix<'_, T> {}
+
+impl<'k, T: Elem> Runner<'k, T> {
+    /// Prepares `kernel` (compiled from `kmod`) to run on this runner's storage.
+    /// Errors unless `kmod`'s variables are the first variables of this runner's
+    /// module (same names, spaces and kinds) and the precisions agree.
+    pub fn prefix<'p>(&self, kernel: &'p Kernel, kmod: &Module) -> Result<Prefix<'p, T>, JitError> {
+        if kernel.precision != self.kernel.precision {
+            return Err(JitError::Internal(
+                "prefix kernel of another precision".into(),
+            ));
+        }
+        let ok = kmod.vars.len() <= self.m.vars.len()
+            && kmod.vars.iter().all(|(v, var)| {
+                let mine = &self.m.vars[v];
+                mine.name == var.name
+                    && mine.space == var.space
+                    && std::mem::discriminant(&mine.kind) == std::mem::discriminant(&var.kind)
+            })
+            && kmod.projs.len() == self.m.projs.len();
+        if !ok {
+            return Err(JitError::Internal(format!(
+                "`{}` is not a prefix of `{}`",
+                kmod.name, self.m.name
+            )));
+        }
+        let mut bufs: Vec<Vec<Vec<T>>> = (0..self.batch)
+            .map(|_| {
+                kernel
+                    .layout
+                    .scratch
+                    .iter()
+                    .map(|&n| vec![T::default(); n.max(1)])
+                    .collect()
+            })
+            .collect();
+        let tables = bufs
+            .iter_mut()
+            .map(|b| b.iter_mut().map(|x| x.as_mut_ptr() as *mut u8).collect())
+            .collect();
+        Ok(Prefix {
+            kernel,
+            _bufs: bufs,
+            tables,
+        })
+    }
+}
+
 /// One episode of a [`Runner`], handed to [`Runner::for_each_episode`].
 pub struct Episode<'a, T> {
     kernel: &'a Kernel,
@@ -234,6 +293,21 @@ impl<T: Elem> Episode<'_, T> {
     /// The episode's index in the batch.
     pub fn index(&self) -> usize {
         self.b
+    }
+
+    /// One step of this episode with a prefix kernel (see [`Runner::prefix`]).
+    pub fn step_prefix(&mut self, p: &Prefix<'_, T>) {
+        // SAFETY: `Runner::prefix` checked that the kernel's variables are a prefix of
+        // this storage's, with the same spaces; its scratch table for this episode is
+        // this episode's own.
+        unsafe {
+            p.kernel.call(
+                self.ptrs.vars,
+                p.tables[self.b].as_ptr(),
+                self.ptrs.masks,
+                self.b,
+            )
+        };
     }
 
     /// One step of this episode.

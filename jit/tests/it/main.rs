@@ -4,5 +4,6 @@
 mod clif;
 mod common;
 mod equiv;
+mod grad;
 mod lifetime;
 mod random;

@@ -1,0 +1,172 @@
+//! Backpropagation through time on compiled kernels, within a memory budget.
+//!
+//! Each episode runs on one thread from start to end (episode-major): the forward
+//! kernel runs all steps and keeps the forward state every `checkpoint` steps; then,
+//! segment by segment from the last, the forward is recomputed from its checkpoint
+//! keeping every step of the segment, and the adjoint kernel runs back through it.
+//! Neuron-level and synapse-level state alike are checkpointed, so memory per episode
+//! is `(steps / K + K)` forward states, and the gradients do not depend on `K`: the
+//! recomputed forward is bit-identical to the first.
+
+use crate::run::{Elem, Episode, Runner};
+use crate::{JitError, Kernel};
+use lang::diff::Adjoint;
+use lang::init::Instance;
+use lang::ir::{Module, Space, VarId, VarKind};
+use std::sync::Mutex;
+
+/// A loss that each episode computes from its own trajectory.
+pub trait EpisodeLoss<T: Elem>: Sync {
+    /// What an episode accumulates during its forward pass (readouts, say).
+    type Acc: Send + Default;
+    /// Sets the episode's input variables for step `t`.
+    fn inputs(&self, b: usize, t: usize, ep: &mut Episode<'_, T>);
+    /// After forward step `t`: looks at the episode's state.
+    fn observe(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &mut Self::Acc);
+    /// Before the adjoint of step `t`: adds dL/d(state after step t) into the adjoint
+    /// variables (`adj.*`) of the episode.
+    fn seed(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &Self::Acc);
+}
+
+/// The three kernels of a gradient: forward, adjoint, and initial values.
+pub struct GradKernels {
+    /// The forward step.
+    pub forward: Kernel,
+    /// The adjoint step.
+    pub adjoint: Kernel,
+    /// The one-shot step for gradients through initial values.
+    pub init: Kernel,
+}
+
+impl GradKernels {
+    /// Compiles the three kernels of `m` and its adjoint.
+    pub fn compile(
+        m: &Module,
+        adj: &Adjoint,
+        opts: crate::Options,
+    ) -> Result<GradKernels, JitError> {
+        Ok(GradKernels {
+            forward: crate::compile(m, opts)?,
+            adjoint: crate::compile(&adj.module, opts)?,
+            init: crate::compile(&adj.init, opts)?,
+        })
+    }
+}
+
+/// Gradients of a batch: per `learn` parameter (in [`Adjoint::grads`] order), summed over
+/// episodes, zero at unconnected synapses; and what each episode accumulated.
+pub struct Gradients<A> {
+    /// dL/dp per parameter.
+    pub grads: Vec<(VarId, Vec<f64>)>,
+    /// Per episode, the loss's accumulator.
+    pub accs: Vec<A>,
+    /// Forward states kept at once per episode (checkpoints plus one segment).
+    pub states_kept: usize,
+}
+
+/// Runs forward and backward over `steps` steps of `batch` episodes, checkpointing every
+/// `checkpoint` steps (at least 1).
+#[allow(clippy::too_many_arguments)]
+pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
+    k: &GradKernels,
+    m: &Module,
+    adj: &Adjoint,
+    inst: &Instance,
+    batch: usize,
+    seed: u64,
+    steps: usize,
+    checkpoint: usize,
+    loss: &L,
+) -> Result<Gradients<L::Acc>, JitError> {
+    let a = &adj.module;
+    let mut ainst = inst.clone();
+    ainst.params.resize(a.vars.len(), Vec::new());
+    let mut runner: Runner<'_, T> = Runner::new(&k.adjoint, a, &ainst, batch, seed)?;
+    // Adjoints and gradient accumulators start at zero.
+    for &(_, v) in adj.adj.iter().chain(&adj.grads) {
+        runner
+            .storage_mut(v)
+            .iter_mut()
+            .for_each(|x| *x = T::default());
+    }
+    let fwd = runner.prefix(&k.forward, m)?;
+    let init = runner.prefix(&k.init, &adj.init)?;
+    let states: Vec<VarId> = m
+        .vars
+        .iter()
+        .filter(|(_, v)| matches!(v.kind, VarKind::State { .. }))
+        .map(|(h, _)| h)
+        .collect();
+    let k_seg = checkpoint.max(1);
+    let n_seg = steps.div_ceil(k_seg);
+    let accs: Mutex<Vec<(usize, L::Acc)>> = Mutex::new(Vec::new());
+    runner.for_each_episode(|ep| {
+        let b = ep.index();
+        let save = |ep: &mut Episode<'_, T>| -> Vec<Vec<T>> {
+            states.iter().map(|&v| ep.var(v).to_vec()).collect()
+        };
+        let load = |ep: &mut Episode<'_, T>, saved: &[Vec<T>]| {
+            for (&v, x) in states.iter().zip(saved) {
+                ep.var(v).copy_from_slice(x);
+            }
+        };
+        let mut acc = L::Acc::default();
+        let mut checkpoints = Vec::with_capacity(n_seg);
+        for t in 0..steps {
+            if t % k_seg == 0 {
+                checkpoints.push(save(ep));
+            }
+            loss.inputs(b, t, ep);
+            ep.step_prefix(&fwd);
+            loss.observe(b, t, ep, &mut acc);
+        }
+        for (s, cp) in checkpoints.iter().enumerate().rev() {
+            let (t0, t1) = (s * k_seg, ((s + 1) * k_seg).min(steps));
+            load(ep, cp);
+            let mut segment = Vec::with_capacity(t1 - t0);
+            for t in t0..t1 {
+                segment.push(save(ep));
+                loss.inputs(b, t, ep);
+                ep.step_prefix(&fwd);
+            }
+            for t in (t0..t1).rev() {
+                load(ep, &segment[t - t0]);
+                loss.inputs(b, t, ep);
+                loss.seed(b, t, ep, &acc);
+                ep.step();
+            }
+        }
+        // The initial state's adjoints into the parameters of the initial values.
+        load(ep, &checkpoints[0]);
+        ep.step_prefix(&init);
+        accs.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((b, acc));
+    });
+    let mut accs = accs.into_inner().unwrap_or_else(|e| e.into_inner());
+    accs.sort_by_key(|(b, _)| *b);
+    let mut grads = Vec::new();
+    for &(p, g) in &adj.grads {
+        let n = m.space_size(m.vars[p].space);
+        let all = runner.get(g);
+        let mut total = vec![0.0; n];
+        for b in 0..batch {
+            for (t, x) in total.iter_mut().zip(&all[b * n..(b + 1) * n]) {
+                *t += x;
+            }
+        }
+        if let Space::Syn(q) = m.vars[p].space {
+            for (t, &c) in total.iter_mut().zip(&inst.masks[q.index()]) {
+                if !c {
+                    *t = 0.0;
+                }
+            }
+        }
+        grads.push((p, total));
+    }
+    Ok(Gradients {
+        grads,
+        accs: accs.into_iter().map(|(_, a)| a).collect(),
+        states_kept: n_seg + k_seg,
+    })
+}
