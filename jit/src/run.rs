@@ -48,6 +48,27 @@ struct ScratchPtr(*const *mut u8);
 unsafe impl Send for ScratchPtr {}
 unsafe impl Sync for ScratchPtr {}
 
+/// Per episode, a buffer per scratch slot of `kernel`, and the tables of their pointers
+/// (which stay valid: the buffers are never resized).
+#[allow(clippy::type_complexity)]
+fn scratch_for<T: Elem>(kernel: &Kernel, batch: usize) -> (Vec<Vec<Vec<T>>>, Vec<Vec<*mut u8>>) {
+    let mut bufs: Vec<Vec<Vec<T>>> = (0..batch)
+        .map(|_| {
+            kernel
+                .layout
+                .scratch
+                .iter()
+                .map(|&n| vec![T::default(); n.max(1)])
+                .collect()
+        })
+        .collect();
+    let tables = bufs
+        .iter_mut()
+        .map(|b| b.iter_mut().map(|x| x.as_mut_ptr() as *mut u8).collect())
+        .collect();
+    (bufs, tables)
+}
+
 /// A batch of episodes of one network, stepped by a compiled kernel.
 pub struct Runner<'k, T: Elem> {
     kernel: &'k Kernel,
@@ -110,20 +131,7 @@ impl<'k, T: Elem> Runner<'k, T> {
                     .collect()
             })
             .collect();
-        let mut scratch: Vec<Vec<Vec<T>>> = (0..batch)
-            .map(|_| {
-                kernel
-                    .layout
-                    .scratch
-                    .iter()
-                    .map(|&n| vec![T::default(); n.max(1)])
-                    .collect()
-            })
-            .collect();
-        let scratch_tables = scratch
-            .iter_mut()
-            .map(|bufs| bufs.iter_mut().map(|b| b.as_mut_ptr() as *mut u8).collect())
-            .collect();
+        let (scratch, scratch_tables) = scratch_for(kernel, batch);
         Ok(Runner {
             kernel,
             m,
@@ -257,20 +265,7 @@ impl<'k, T: Elem> Runner<'k, T> {
                 kmod.name, self.m.name
             )));
         }
-        let mut bufs: Vec<Vec<Vec<T>>> = (0..self.batch)
-            .map(|_| {
-                kernel
-                    .layout
-                    .scratch
-                    .iter()
-                    .map(|&n| vec![T::default(); n.max(1)])
-                    .collect()
-            })
-            .collect();
-        let tables = bufs
-            .iter_mut()
-            .map(|b| b.iter_mut().map(|x| x.as_mut_ptr() as *mut u8).collect())
-            .collect();
+        let (bufs, tables) = scratch_for(kernel, self.batch);
         Ok(Prefix {
             kernel,
             _bufs: bufs,

@@ -105,10 +105,21 @@ fn w1_params_reproduce_the_reference_loss() {
 #[test]
 fn w1_errors() {
     let dir = project();
-    let run = ruleopt(dir.path(), &["bench", "w1", "--mode", "grad"]);
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "bench",
+            "w1",
+            "--n",
+            "4",
+            "--repeats",
+            "1",
+            "--grads-out",
+            "g.json",
+        ],
+    );
     run.expect_code(2);
-    assert!(run.stderr.contains("not implemented"), "{}", run.stderr);
-    assert!(run.stderr.contains("\"gradients\""), "{}", run.stderr);
+    assert!(run.stderr.contains("`--grads-out`"), "{}", run.stderr);
     let run = ruleopt(dir.path(), &["bench", "w1", "--params", "none.json"]);
     run.expect_code(1);
     assert!(
@@ -190,4 +201,44 @@ fn compile_latency_defaults_to_the_corpus() {
         run.stdout
     );
     assert!(run.stdout.contains("HoleNetwork"), "{}", run.stdout);
+}
+
+/// `--mode grad` times the gradients and writes them in the shared format.
+#[test]
+fn w1_gradients() {
+    let dir = project();
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "bench",
+            "w1",
+            "--mode",
+            "grad",
+            "--n",
+            "8",
+            "--repeats",
+            "1",
+            "--checkpoint",
+            "7",
+            "--json",
+            "--grads-out",
+            "g.json",
+        ],
+    );
+    run.expect_code(0);
+    let r: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(r["mode"], "grad");
+    assert!(r["loss"].as_f64().expect("loss").is_finite());
+    let g: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("g.json")).expect("g.json"))
+            .expect("JSON");
+    assert_eq!(g["N"], 8);
+    assert_eq!(g["grads"]["W_rec"]["shape"], serde_json::json!([8, 8]));
+    assert_eq!(g["grads"]["b_m"]["shape"], serde_json::json!([]));
+    let data = g["grads"]["W_rec"]["data"].as_array().expect("data");
+    assert!(data.iter().all(|x| x.as_f64().is_some_and(f64::is_finite)));
+    assert!(
+        data.iter().any(|x| x.as_f64() != Some(0.0)),
+        "the gradient is not all zero"
+    );
 }
