@@ -485,6 +485,30 @@ pub struct BenchResult {
     pub other_load: Vec<f64>,
 }
 
+/// The parameters and inputs a benchmark runs on: the reference file's, or drawn from
+/// the seed; and a description of their source.
+pub fn instance_and_inputs(
+    m: &Module,
+    reference: Option<&Reference>,
+    cfg: &BenchConfig,
+) -> Result<(Instance, Inputs, String), BenchError> {
+    Ok(match reference {
+        Some(r) => (
+            r.instance(m)?,
+            r.inputs.clone(),
+            cfg.params
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+        None => (
+            lang::init::instantiate(m, cfg.seed).map_err(|e| BenchError::Init(e.to_string()))?,
+            reference_inputs(STEPS, BATCH, cfg.seed),
+            format!("seed {}", cfg.seed),
+        ),
+    })
+}
+
 /// Compiles W1 once, runs one warm-up and `repeats` timed forward passes.
 pub fn bench_forward(cfg: &BenchConfig) -> Result<BenchResult, BenchError> {
     if cfg.repeats == 0 {
@@ -503,21 +527,7 @@ pub fn bench_forward(cfg: &BenchConfig) -> Result<BenchResult, BenchError> {
         )
     });
     let kernel = kernel?;
-    let (inst, inputs, source) = match &reference {
-        Some(r) => (
-            r.instance(&m)?,
-            r.inputs.clone(),
-            cfg.params
-                .as_deref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        ),
-        None => (
-            lang::init::instantiate(&m, cfg.seed).map_err(|e| BenchError::Init(e.to_string()))?,
-            reference_inputs(STEPS, BATCH, cfg.seed),
-            format!("seed {}", cfg.seed),
-        ),
-    };
+    let (inst, inputs, source) = instance_and_inputs(&m, reference.as_ref(), cfg)?;
     let par = if cfg.threads > 1 {
         Parallelism::Rayon
     } else {

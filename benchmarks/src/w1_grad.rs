@@ -199,21 +199,7 @@ pub fn bench_grad(
         Ok((adj, k))
     });
     let (adj, kernels) = kernels?;
-    let (inst, inputs, source) = match &reference {
-        Some(r) => (
-            r.instance(&m)?,
-            r.inputs.clone(),
-            cfg.params
-                .as_deref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        ),
-        None => (
-            lang::init::instantiate(&m, cfg.seed).map_err(|e| BenchError::Init(e.to_string()))?,
-            crate::w1::reference_inputs(crate::w1::STEPS, crate::w1::BATCH, cfg.seed),
-            format!("seed {}", cfg.seed),
-        ),
-    };
+    let (inst, inputs, source) = crate::w1::instance_and_inputs(&m, reference.as_ref(), cfg)?;
     let mut g = gradients(&kernels, &m, &adj, &inst, &inputs, checkpoint)?;
     let mut times = Vec::with_capacity(cfg.repeats);
     let mut other_load = Vec::with_capacity(cfg.repeats);

@@ -113,9 +113,8 @@ fn logits_loss(mean_y: &[f64], labels: &[usize]) -> (f64, Vec<f64>) {
     (loss / b as f64, dlogits)
 }
 
-#[test]
-fn w1_forward_matches_the_jax_reference_loss() {
-    let w = setup();
+/// The interpreter's forward pass: each episode's readout averaged over the last 50 steps.
+fn forward_mean_y(w: &W1) -> Vec<f64> {
     let mut state = lang::init::initial_state(&w.m, &w.inst, w.batch, 0).unwrap();
     let mut interp = Interp::new(&w.m, &w.inst).unwrap();
     let mut mean_y = vec![0.0; w.batch * 2];
@@ -129,6 +128,13 @@ fn w1_forward_matches_the_jax_reference_loss() {
                 .for_each(|(a, b)| *a += b / 50.0);
         }
     }
+    mean_y
+}
+
+#[test]
+fn w1_forward_matches_the_jax_reference_loss() {
+    let w = setup();
+    let mean_y = forward_mean_y(&w);
     let (loss, _) = logits_loss(&mean_y, &w.labels);
     let want = json("benchmarks/w1/grads_N64_float64.json")["loss"]
         .as_f64()
@@ -160,19 +166,7 @@ impl Loss for Readout {
 fn w1_gradients_match_the_jax_reference() {
     let w = setup();
     // Forward once for the logits' gradient.
-    let mut state = lang::init::initial_state(&w.m, &w.inst, w.batch, 0).unwrap();
-    let mut interp = Interp::new(&w.m, &w.inst).unwrap();
-    let mut mean_y = vec![0.0; w.batch * 2];
-    for (t, xt) in w.x.iter().enumerate() {
-        state.values[w.xin.index()].copy_from_slice(xt);
-        interp.step(&mut state);
-        if t >= w.steps - 50 {
-            mean_y
-                .iter_mut()
-                .zip(&state.values[w.y.index()])
-                .for_each(|(a, b)| *a += b / 50.0);
-        }
-    }
+    let mean_y = forward_mean_y(&w);
     let (_, dlogits) = logits_loss(&mean_y, &w.labels);
     let adj = lang::diff::diff(&w.m).unwrap();
     let mut loss = Readout {
