@@ -192,20 +192,35 @@ pub fn schedule(m: &Module) -> Schedule {
         stages[k].nodes.push(e);
         stage_of.insert(e, k);
     }
-    // Materialized: used by a node of another stage, or crossing to a user.
+    // Materialized: used by a node of another stage, or crossing to a user. A
+    // broadcast is never kept (a synapse-sized buffer of a neuron value): each stage
+    // that needs it reads its neuron-sized operand again.
     let mut materialized: Vec<ExprId> = Vec::new();
+    let mut readers: HashMap<VarId, Vec<usize>> = HashMap::new();
     for &e in &computed {
         let reduction = is_reduction(e);
-        let other_stage = users
+        let user_stages: Vec<usize> = users
             .get(&e)
-            .is_some_and(|us| us.iter().any(|u| stage_of[u] != stage_of[&e]));
+            .map_or(vec![], |us| us.iter().map(|u| stage_of[u]).collect());
+        let other_stage = user_stages.iter().any(|&s| s != stage_of[&e]);
+        if matches!(m.expr(e), Expr::Bcast(..)) && !reduction {
+            // Recomputed where used: its variable operand is read in those stages too.
+            if let Expr::Bcast(_, _, a) = *m.expr(e) {
+                if let Expr::Read(v) = *m.expr(a) {
+                    readers
+                        .entry(v)
+                        .or_default()
+                        .extend(user_stages.iter().copied());
+                }
+            }
+            continue;
+        }
         if reduction || other_stage {
             materialized.push(e);
         }
     }
     // Readers of each variable's old value, by stage (usize::MAX = after all stages).
     let end = usize::MAX;
-    let mut readers: HashMap<VarId, Vec<usize>> = HashMap::new();
     for &e in &computed {
         for o in m.expr(e).operands() {
             if let Expr::Read(v) = *m.expr(o) {
