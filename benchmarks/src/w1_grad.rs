@@ -171,9 +171,13 @@ pub fn to_json(n: usize, precision: Precision, g: &W1Gradients) -> serde_json::V
 /// Compiles W1 and its adjoint once, runs one warm-up and `cfg.repeats` timed
 /// loss-and-gradient passes (checkpoint interval `checkpoint`); returns the timing and
 /// the last pass's gradients.
+///
+/// With `budget` (bytes for all episodes running at once), the checkpoint interval is
+/// the one with the smallest footprint, and an error says if even that does not fit.
 pub fn bench_grad(
     cfg: &crate::w1::BenchConfig,
     checkpoint: usize,
+    budget: Option<u64>,
 ) -> Result<(crate::w1::BenchResult, W1Gradients), BenchError> {
     use crate::{median, peak_rss_bytes, timed, LoadMeter};
     if cfg.repeats == 0 {
@@ -199,6 +203,15 @@ pub fn bench_grad(
         Ok((adj, k))
     });
     let (adj, kernels) = kernels?;
+    let checkpoint = match budget {
+        Some(b) => jit::grad::checkpoint_for_budget(
+            crate::w1::STEPS,
+            jit::grad::state_bytes(&m, cfg.precision),
+            cfg.threads.min(crate::w1::BATCH),
+            b,
+        )?,
+        None => checkpoint,
+    };
     let (inst, inputs, source) = crate::w1::instance_and_inputs(&m, reference.as_ref(), cfg)?;
     let mut g = gradients(&kernels, &m, &adj, &inst, &inputs, checkpoint)?;
     let mut times = Vec::with_capacity(cfg.repeats);

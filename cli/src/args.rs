@@ -246,6 +246,11 @@ pub struct W1Args {
     /// in between (memory per episode: T/K + K states; the gradients do not depend on K).
     #[arg(long, value_name = "K", default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..))]
     pub checkpoint: u32,
+    /// With `--mode grad`: memory for the forward checkpoints of the episodes that run
+    /// at once (one per thread), e.g. `512MiB`, `2GiB`; picks the checkpoint interval
+    /// with the smallest footprint (and replaces --checkpoint), or says what would fit.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub memory_budget: Option<u64>,
     /// With `--mode grad`: write the loss and gradients to FILE in the shared W1 format.
     #[arg(long, value_name = "FILE.json")]
     pub grads_out: Option<PathBuf>,
@@ -270,6 +275,37 @@ pub struct CompileBenchArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `123`, `64KiB`, `512MiB`, `2GiB` (also KB/MB/GB as powers of 1000) to bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let x: f64 = num
+        .parse()
+        .map_err(|_| format!("expected a size such as 512MiB, got `{s}`"))?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        u => {
+            return Err(format!(
+                "unknown unit `{u}` in `{s}`: use B, KiB, MiB, GiB, KB, MB or GB"
+            ))
+        }
+    };
+    let v = x * mult;
+    if !v.is_finite() || v < 1.0 {
+        return Err(format!("a size must be at least 1 byte, got `{s}`"));
+    }
+    Ok(v as u64)
 }
 
 fn split_assignment(s: &str) -> Result<(String, &str), String> {

@@ -170,3 +170,54 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         states_kept: n_seg + k_seg,
     })
 }
+
+/// The checkpoint interval for a memory budget: the `K` that keeps the fewest forward
+/// states (`ceil(steps / K) + K`, about `2 sqrt(steps)`), if `episodes_at_once` episodes
+/// of `state_bytes` each fit in `budget_bytes` with it; the error says what would fit.
+pub fn checkpoint_for_budget(
+    steps: usize,
+    state_bytes: usize,
+    episodes_at_once: usize,
+    budget_bytes: u64,
+) -> Result<usize, JitError> {
+    let kept = |k: usize| steps.div_ceil(k) + k;
+    let k = (1..=steps.max(1))
+        .min_by_key(|&k| (kept(k), k))
+        .unwrap_or(1);
+    let need = (kept(k) * state_bytes * episodes_at_once.max(1)) as u64;
+    if need > budget_bytes {
+        return Err(JitError::Budget {
+            need,
+            budget: budget_bytes,
+        });
+    }
+    Ok(k)
+}
+
+/// Bytes of one episode's forward state (what a checkpoint holds) in precision `p`.
+pub fn state_bytes(m: &Module, p: crate::Precision) -> usize {
+    let es = if p == crate::Precision::F32 { 4 } else { 8 };
+    m.vars
+        .iter()
+        .filter(|(_, v)| matches!(v.kind, VarKind::State { .. }))
+        .map(|(_, v)| m.space_size(v.space) * es)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_picks_the_smallest_footprint_or_says_what_fits() {
+        // 1000 steps: 64 states is the fewest (K = 28: 36 + 28; K = 32: 32 + 32); the
+        // smallest such K is taken.
+        assert_eq!(checkpoint_for_budget(1000, 1000, 2, 1 << 30).unwrap(), 28);
+        assert_eq!(checkpoint_for_budget(1000, 1000, 2, 128_000).unwrap(), 28);
+        match checkpoint_for_budget(1000, 1000, 2, 127_999) {
+            Err(JitError::Budget { need, .. }) => assert_eq!(need, 128_000),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(checkpoint_for_budget(1, 8, 1, 16).unwrap(), 1);
+    }
+}

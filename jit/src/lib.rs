@@ -55,6 +55,14 @@ pub enum JitError {
     /// The host CPU is not supported by Cranelift.
     #[error("this CPU is not supported by Cranelift: {0}")]
     Host(String),
+    /// Backpropagation through time does not fit in the memory budget.
+    #[error("backpropagation through time needs at least {need} bytes of checkpoints, more than the budget of {budget}")]
+    Budget {
+        /// The smallest footprint.
+        need: u64,
+        /// The budget given.
+        budget: u64,
+    },
     /// An inconsistency in the translator (a bug).
     #[error("internal error: {0}")]
     Internal(String),

@@ -242,3 +242,69 @@ fn w1_gradients() {
         "the gradient is not all zero"
     );
 }
+
+/// `--memory-budget` picks the checkpoint interval with the smallest footprint, or says
+/// that the budget is too small.
+#[test]
+fn w1_gradients_within_a_memory_budget() {
+    let dir = project();
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "bench",
+            "w1",
+            "--mode",
+            "grad",
+            "--n",
+            "8",
+            "--repeats",
+            "1",
+            "--memory-budget",
+            "1GiB",
+            "--json",
+        ],
+    );
+    run.expect_code(0);
+    let r: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert!(
+        r["order"]
+            .as_str()
+            .expect("order")
+            .contains("checkpoint every 28 steps"),
+        "{}",
+        r["order"]
+    );
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "bench",
+            "w1",
+            "--mode",
+            "grad",
+            "--n",
+            "8",
+            "--repeats",
+            "1",
+            "--memory-budget",
+            "1KiB",
+        ],
+    );
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("more than the budget of 1024"),
+        "{}",
+        run.stderr
+    );
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "bench",
+            "w1",
+            "--mode",
+            "grad",
+            "--memory-budget",
+            "1 parsec",
+        ],
+    );
+    run.expect_code(2);
+}
