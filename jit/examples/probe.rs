@@ -1,4 +1,5 @@
 //! Times the forward of a network file on the JIT (a development probe).
+#![allow(clippy::print_stdout)] // a development tool: printing is its output
 use std::time::Instant;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -46,7 +47,7 @@ fn main() {
                         rng ^= rng << 13;
                         rng ^= rng >> 7;
                         rng ^= rng << 17;
-                        *v = if rng % 50 == 0 { 1.0 } else { 0.0 };
+                        *v = if rng.is_multiple_of(50) { 1.0 } else { 0.0 };
                     }
                     r.step();
                     spikes += r.get(z).iter().sum::<f64>();
@@ -65,7 +66,7 @@ fn main() {
                         rng ^= rng << 13;
                         rng ^= rng >> 7;
                         rng ^= rng << 17;
-                        *v = if rng % 50 == 0 { 1.0 } else { 0.0 };
+                        *v = if rng.is_multiple_of(50) { 1.0 } else { 0.0 };
                     }
                     ep.step();
                     s += ep.var(z).iter().filter(|&&v| v != 0.0).count() as u64;

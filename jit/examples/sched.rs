@@ -1,4 +1,5 @@
 //! Prints the schedule of a network's step (or, with `--adjoint`, of its adjoint step).
+#![allow(clippy::print_stdout)] // a development tool: printing is its output
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let path = &args[1];

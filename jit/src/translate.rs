@@ -1126,7 +1126,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         let v = if let Some(&v) = self.row_splats.get(&e) {
             v
         } else if !self.per_synapse(e, &mut memo)
-            && !(self.materialized.contains(&e) && per_syn.contains(&e))
+            && (!self.materialized.contains(&e) || !per_syn.contains(&e))
         {
             let s = self.value(
                 e,

@@ -101,7 +101,7 @@ fn compare<T: Elem>(m: &Module, precision: Precision, steps: usize, resync: bool
                 } else {
                     (x - y).abs() / x.abs().max(1.0)
                 };
-                if !(err <= out.worst) {
+                if err.is_nan() || err > out.worst {
                     out.worst = if err.is_nan() { f64::INFINITY } else { err };
                     out.worst_at =
                         format!("{}[{k}] at step {t}: interp {x}, jit {y}", m.vars[v].name);

@@ -28,7 +28,8 @@ fn drive(m: &Module, t: usize, s: &mut State) {
     for (v, var) in m.vars.iter() {
         if var.kind == VarKind::Input {
             for (k, x) in s.values[v.index()].iter_mut().enumerate() {
-                *x = f64::from(u8::from((k * 7 + t * 3) % 11 == 0)) + 0.1 * ((k + t) as f64).sin();
+                *x = f64::from(u8::from((k * 7 + t * 3).is_multiple_of(11)))
+                    + 0.1 * ((k + t) as f64).sin();
             }
         }
     }
