@@ -93,7 +93,7 @@ pub fn check(sources: &Sources, files: &[(FileId, File)]) -> Result<Program, Vec
     }
     for name in &prog.model_order {
         let m = &prog.models[name];
-        match crate::lower::lower_model_alone(&prog, m) {
+        match crate::lower::lower_model_alone(m) {
             Ok(w) => prog.warnings.extend(w),
             Err(d) => diags.extend(d),
         }

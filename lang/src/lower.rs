@@ -124,10 +124,7 @@ struct Inst {
     refr: Option<VarId>,
 }
 
-struct Lowerer<'p> {
-    /// The program being lowered (models by name).
-    #[allow(dead_code)]
-    prog: &'p Program,
+struct Lowerer {
     m: Module,
     diags: Vec<Diagnostic>,
     /// Per population: exported values at the start of the step.
@@ -174,10 +171,9 @@ fn unit_name(u: i8) -> String {
     }
 }
 
-impl<'p> Lowerer<'p> {
-    fn new(prog: &'p Program, name: &str, dt: f64) -> Self {
+impl Lowerer {
+    fn new(name: &str, dt: f64) -> Self {
         Lowerer {
-            prog,
             m: Module::new(name, dt),
             diags: Vec::new(),
             pop_start: Vec::new(),
@@ -511,7 +507,7 @@ impl<'p> Lowerer<'p> {
                 }
             }
             if sc.phase == Phase::Init {
-                if let Some(role) = self.lookup_role(sc, &first.name) {
+                if let Some(role) = self.lookup_role(&first.name) {
                     let msg = format!(
                         "an initial value can only use parameters, and `{}` is {role}",
                         first.name
@@ -598,8 +594,7 @@ impl<'p> Lowerer<'p> {
         None
     }
 
-    fn lookup_role(&self, sc: &Scope, name: &str) -> Option<&'static str> {
-        let _ = sc;
+    fn lookup_role(&self, name: &str) -> Option<&'static str> {
         let inst_role = self
             .insts
             .iter()
@@ -1015,10 +1010,6 @@ impl<'p> Lowerer<'p> {
                 .collect::<Vec<_>>(),
         );
         let mut sc = Scope::new(Phase::Init, proj);
-        for (p, var, sp, _) in &params {
-            // Visible to other initial values only once lowered (see below).
-            let _ = (p, var, sp);
-        }
         for i in order {
             let (p, var, sp, init) = &params[i];
             let (iinit, u) = if self.cyclic.contains(&p.name.name) {
@@ -1139,7 +1130,7 @@ impl<'p> Lowerer<'p> {
                     }
                     inst.output = Some(id.name.clone());
                 }
-                Member::Refractory(e) if !is_rule && inst.refr.is_none() => {
+                Member::Refractory(_) if !is_rule && inst.refr.is_none() => {
                     let z = self.zero();
                     let space = self.ir_space(pop.map_or(Sp::Global, Sp::Pop), None);
                     let var = self.add_var(
@@ -1151,7 +1142,6 @@ impl<'p> Lowerer<'p> {
                         1,
                     );
                     inst.refr = Some(var);
-                    let _ = e;
                 }
                 _ => {}
             }
@@ -1396,7 +1386,7 @@ impl<'p> Lowerer<'p> {
 
     // ------------------------------------------------------------ statements
 
-    fn stmts(&mut self, stmts: &[Stmt], sc: &mut Scope, inst: &Inst, gate: Option<Val>) {
+    fn stmts(&mut self, stmts: &[Stmt], sc: &mut Scope, gate: Option<Val>) {
         let mut i = 0;
         while i < stmts.len() {
             if let Stmt::Ode { .. } = &stmts[i] {
@@ -1404,15 +1394,15 @@ impl<'p> Lowerer<'p> {
                 while i < stmts.len() && matches!(stmts[i], Stmt::Ode { .. }) {
                     i += 1;
                 }
-                self.odes(&stmts[start..i], sc, inst, gate);
+                self.odes(&stmts[start..i], sc, gate);
                 continue;
             }
-            self.stmt(&stmts[i], sc, inst, gate);
+            self.stmt(&stmts[i], sc, gate);
             i += 1;
         }
     }
 
-    fn target(&mut self, id: &Ident, sc: &Scope) -> Option<(VarId, Sp, U, Option<Val>)> {
+    fn target(&mut self, id: &Ident, sc: &Scope) -> Option<(Sp, U, Option<Val>)> {
         let Some(slot) = sc.names.get(&id.name) else {
             let known: Vec<&str> = sc
                 .names
@@ -1444,7 +1434,7 @@ impl<'p> Lowerer<'p> {
         }
         let var = slot.var?;
         let (u, sp) = self.decl_unit_sp(var);
-        Some((var, sp, u, slot.val))
+        Some((sp, u, slot.val))
     }
 
     fn decl_unit_sp(&self, var: VarId) -> (U, Sp) {
@@ -1456,7 +1446,7 @@ impl<'p> Lowerer<'p> {
         (Some(self.m.vars[var].unit), Sp::Global)
     }
 
-    fn stmt(&mut self, s: &Stmt, sc: &mut Scope, inst: &Inst, gate: Option<Val>) {
+    fn stmt(&mut self, s: &Stmt, sc: &mut Scope, gate: Option<Val>) {
         let proj = sc.proj;
         match s {
             Stmt::Let { name, value, span } => {
@@ -1495,7 +1485,7 @@ impl<'p> Lowerer<'p> {
                 value,
                 span,
             } => {
-                let Some((var, sp, u, cur)) = self.target(target, sc) else {
+                let Some((sp, u, cur)) = self.target(target, sc) else {
                     let _ = self.expr(value, sc);
                     return;
                 };
@@ -1518,9 +1508,9 @@ impl<'p> Lowerer<'p> {
                 let Some(new) = self.combine(*op, old, v, gate, *span, proj) else {
                     return;
                 };
-                self.assign(target, var, sp, u, new, sc, *span);
+                self.assign(target, sp, u, new, sc, *span);
             }
-            Stmt::Ode { .. } => self.odes(std::slice::from_ref(s), sc, inst, gate),
+            Stmt::Ode { .. } => self.odes(std::slice::from_ref(s), sc, gate),
             Stmt::On { who, body, span } => {
                 let g = match (who.name.as_str(), proj) {
                     ("pre" | "post", Some(q)) => {
@@ -1568,7 +1558,7 @@ impl<'p> Lowerer<'p> {
                     },
                     None => g,
                 };
-                self.stmts(body, sc, inst, Some(g));
+                self.stmts(body, sc, Some(g));
             }
         }
     }
@@ -1616,16 +1606,7 @@ impl<'p> Lowerer<'p> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn assign(
-        &mut self,
-        target: &Ident,
-        var: VarId,
-        sp: Sp,
-        u: U,
-        new: Val,
-        sc: &mut Scope,
-        span: Span,
-    ) {
+    fn assign(&mut self, target: &Ident, sp: Sp, u: U, new: Val, sc: &mut Scope, span: Span) {
         let proj = sc.proj;
         let Some(v) = self.coerce(new, sp, proj) else {
             let msg = format!(
@@ -1644,10 +1625,9 @@ impl<'p> Lowerer<'p> {
         if let Some(slot) = sc.names.get_mut(&target.name) {
             slot.val = Some(Val { e: v.e, u, sp });
         }
-        let _ = var;
     }
 
-    fn odes(&mut self, odes: &[Stmt], sc: &mut Scope, inst: &Inst, gate: Option<Val>) {
+    fn odes(&mut self, odes: &[Stmt], sc: &mut Scope, gate: Option<Val>) {
         let proj = sc.proj;
         // All right-hand sides first (a system steps together).
         let mut pending = Vec::new();
@@ -1661,7 +1641,7 @@ impl<'p> Lowerer<'p> {
             else {
                 continue;
             };
-            let Some((v, sp, u, cur)) = self.target(var, sc) else {
+            let Some((sp, u, cur)) = self.target(var, sc) else {
                 let _ = self.expr(rhs, sc);
                 continue;
             };
@@ -1704,10 +1684,10 @@ impl<'p> Lowerer<'p> {
             let Some(x) = self.coerce(x, sp, proj) else {
                 continue;
             };
-            pending.push((var.clone(), v, sp, u, x, f, method.clone(), *span));
+            pending.push((var.clone(), sp, u, x, f, method.clone(), *span));
         }
         let dt = self.m.constant(self.m.dt);
-        for (var, v, sp, u, x, f, method, span) in pending {
+        for (var, sp, u, x, f, method, span) in pending {
             let new = self.integrate(&var, x.e, f.e, method.as_ref(), dt, span);
             let new = match gate {
                 Some(g) => match self.unify(&[Val { e: new, u, sp }, x, g], span, proj) {
@@ -1720,9 +1700,8 @@ impl<'p> Lowerer<'p> {
                 },
                 None => new,
             };
-            self.assign(&var, v, sp, u, Val { e: new, u, sp }, sc, span);
+            self.assign(&var, sp, u, Val { e: new, u, sp }, sc, span);
         }
-        let _ = inst;
     }
 
     fn integrate(
@@ -1928,18 +1907,8 @@ impl<'p> Lowerer<'p> {
         }
         let before: HashMap<String, Option<Val>> =
             sc.names.iter().map(|(k, s)| (k.clone(), s.val)).collect();
-        let stmts: Vec<Stmt> = model
-            .members
-            .iter()
-            .filter_map(|m| {
-                if let Member::Stmt(s) = m {
-                    Some(s.clone())
-                } else {
-                    None
-                }
-            })
-            .collect();
-        self.stmts(&stmts, &mut sc, inst, None);
+        let stmts = update_statements(model);
+        self.stmts(&stmts, &mut sc, None);
         // Refractoriness: hold states while the counter runs; no spike.
         // Active while more than half a step remains, so a period of k steps holds
         // exactly k steps whatever the rounding of the countdown.
@@ -2007,10 +1976,6 @@ impl<'p> Lowerer<'p> {
                         inclusive,
                         surrogate,
                     });
-                    if ir::Space::Global == self.m.space(z) {
-                        // A condition of constants only: make it per neuron anyway.
-                        let _ = z;
-                    }
                     if let Some(active) = refr_active {
                         let one = self.m.constant(1.0);
                         let free = self.m.mk_sub(one, active);
@@ -2038,7 +2003,7 @@ impl<'p> Lowerer<'p> {
                             u: Some(0),
                             sp: Sp::Pop(pop),
                         };
-                        self.stmts(body, &mut sc, inst, Some(g));
+                        self.stmts(body, &mut sc, Some(g));
                     }
                     None if inst.spike.is_none() => {
                         self.err(*span, "`reset` needs a `spike` declaration")
@@ -2141,14 +2106,7 @@ impl<'p> Lowerer<'p> {
             }
         })?;
         let mut sc = self.scope_of(inst, Phase::Start, Some(proj));
-        for (name, span) in &inst.modulators {
-            sc.bind(name, None, Role::Modulator, None, *span);
-            let _ = span;
-        }
-        // Modulators are not known at the start of a step.
-        for (name, _) in &inst.modulators {
-            sc.names.remove(name);
-        }
+        // Modulators are not known at the start of a step: they are not in scope.
         let v = self.expr(w, &mut sc)?;
         let v = self.coerce(v, Sp::Syn, Some(proj))?;
         Some(v)
@@ -2179,18 +2137,8 @@ impl<'p> Lowerer<'p> {
                 );
             }
         }
-        let stmts: Vec<Stmt> = model
-            .members
-            .iter()
-            .filter_map(|m| {
-                if let Member::Stmt(s) = m {
-                    Some(s.clone())
-                } else {
-                    None
-                }
-            })
-            .collect();
-        self.stmts(&stmts, &mut sc, inst, None);
+        let stmts = update_statements(model);
+        self.stmts(&stmts, &mut sc, None);
         self.finish_states(inst, &mut sc, Some(proj));
     }
 
@@ -2217,6 +2165,21 @@ impl<'p> Lowerer<'p> {
             Err(errors)
         }
     }
+}
+
+/// A model's update statements, in order.
+fn update_statements(model: &ast::Model) -> Vec<Stmt> {
+    model
+        .members
+        .iter()
+        .filter_map(|m| {
+            if let Member::Stmt(s) = m {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn span_of_output(model: &ast::Model) -> Span {
@@ -2253,11 +2216,8 @@ fn collect_names(e: &ast::Expr, out: &mut Vec<String>) {
 
 /// Checks a model on its own: a neuron as a population of one, a rule between two
 /// stand-in populations whose every variable is an input. Returns warnings.
-pub(crate) fn lower_model_alone(
-    prog: &Program,
-    model: &ast::Model,
-) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
-    lower_model_module(prog, model).map(|(_, w)| w)
+pub(crate) fn lower_model_alone(model: &ast::Model) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
+    lower_model_module(model).map(|(_, w)| w)
 }
 
 /// Lowers one model on its own (see [`crate::check`]): a neuron model as a population
@@ -2267,16 +2227,13 @@ pub(crate) fn lower_model_alone(
 /// a file without a network.
 pub fn lower_model(prog: &Program, name: &str) -> Result<Module, Vec<Diagnostic>> {
     match prog.model(name) {
-        Some(m) => lower_model_module(prog, m).map(|(m, _)| m),
+        Some(m) => lower_model_module(m).map(|(m, _)| m),
         None => Err(vec![Diagnostic::plain(format!("no model named `{name}`"))]),
     }
 }
 
-fn lower_model_module(
-    prog: &Program,
-    model: &ast::Model,
-) -> Result<(Module, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let mut lw = Lowerer::new(prog, &model.name.name, 1.0);
+fn lower_model_module(model: &ast::Model) -> Result<(Module, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut lw = Lowerer::new(&model.name.name, 1.0);
     match model.kind {
         ModelKind::Neuron => {
             let pop = lw.add_pop("self", 1, Some(model.name.name.clone()));
@@ -2339,7 +2296,7 @@ fn lower_model_module(
 /// Lowers one network of a program (the checker calls this for every network).
 pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module, Vec<Diagnostic>> {
     let mut dt = 1.0;
-    let mut lw0 = Lowerer::new(prog, &net.name.name, dt);
+    let mut lw0 = Lowerer::new(&net.name.name, dt);
     for m in &net.members {
         if let NetMember::Dt(e) = m {
             let mut sc = Scope::new(Phase::Init, None);
@@ -2355,7 +2312,7 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
     if !lw0.diags.is_empty() {
         return Err(lw0.diags);
     }
-    let mut lw = Lowerer::new(prog, &net.name.name, dt);
+    let mut lw = Lowerer::new(&net.name.name, dt);
     let mut names: HashMap<String, Span> = HashMap::new();
     let mut dup = |lw: &mut Lowerer, id: &Ident| {
         if let Some(prev) = names.insert(id.name.clone(), id.span) {
@@ -2393,7 +2350,7 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
             } => {
                 dup(&mut lw, name);
                 let found = prog.model(&model.name);
-                let p = lw.add_pop(&name.name, *size, Some(model.name.clone()));
+                lw.add_pop(&name.name, *size, Some(model.name.clone()));
                 match found {
                     Some(md) if md.kind == ModelKind::Neuron => {
                         pop_models.push(Some((md, args.clone())))
@@ -2430,7 +2387,6 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                         pop_models.push(None);
                     }
                 }
-                let _ = p;
             }
             _ => {}
         }
