@@ -20,6 +20,52 @@ pub struct File {
     pub items: Vec<Item>,
 }
 
+impl File {
+    /// Every initial value in the file: of model parameters and states, network
+    /// parameters, and population and projection overrides.
+    pub fn inits(&self) -> Vec<&Init> {
+        let mut out = Vec::new();
+        for item in &self.items {
+            match item {
+                Item::Import(_) => {}
+                Item::Model(m) => {
+                    for mem in &m.members {
+                        match mem {
+                            Member::Param(p) => out.push(&p.init),
+                            Member::State(s) => out.extend(s.init.as_ref()),
+                            _ => {}
+                        }
+                    }
+                }
+                Item::Network(n) => {
+                    for mem in &n.members {
+                        match mem {
+                            NetMember::Param(p) => out.push(&p.init),
+                            NetMember::Population { args, .. } => {
+                                out.extend(args.iter().map(|a| &a.init))
+                            }
+                            NetMember::Projection(p) => out.extend(p.args.iter().map(|a| &a.init)),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The values files named by `from "..."` initial values: (path, span of `from`).
+    pub fn data_files(&self) -> Vec<(&str, Span)> {
+        self.inits()
+            .into_iter()
+            .filter_map(|i| match i {
+                Init::File { path, span } => Some((path.as_str(), *span)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// A top-level item.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
@@ -111,6 +157,14 @@ pub enum Init {
     Expr(Expr),
     /// `~ normal(mean, sd)` / `~ uniform(lo, hi)`
     Dist(Call),
+    /// `from "values.json"`: the values stored under the variable's qualified name in a
+    /// JSON file (path relative to this file).
+    File {
+        /// The path between the quotes.
+        path: String,
+        /// `from "..."`.
+        span: Span,
+    },
 }
 
 /// `state NAME[SPACE] = INIT clip [LO, HI];`
@@ -511,6 +565,7 @@ impl fmt::Display for Init {
         match self {
             Init::Expr(e) => write!(f, "= {e}"),
             Init::Dist(c) => write!(f, "~ {c}"),
+            Init::File { path, .. } => write!(f, "from \"{path}\""),
         }
     }
 }

@@ -6,7 +6,9 @@
 use crate::ast::{File, Item, Model, ModelKind, Network};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::source::{FileId, Sources};
+use crate::values::Values;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A checked set of files: every model and network in it lowers without error.
 #[derive(Clone, Debug)]
@@ -19,6 +21,9 @@ pub struct Program {
     pub model_order: Vec<String>,
     /// Things worth saying that are not errors.
     pub warnings: Vec<Diagnostic>,
+    /// The values files of `from "..."` initial values, by (file, path as written);
+    /// `None` for a file that failed to parse (reported).
+    pub values: HashMap<(FileId, String), Option<Arc<Values>>>,
 }
 
 impl Program {
@@ -47,14 +52,39 @@ impl Program {
 /// Collects the items of `files` (the root first) and checks them all. Returns every
 /// error found, not just the first.
 pub fn check(sources: &Sources, files: &[(FileId, File)]) -> Result<Program, Vec<Diagnostic>> {
-    let _ = sources;
     let mut diags = Vec::new();
     let mut prog = Program {
         models: HashMap::new(),
         networks: Vec::new(),
         model_order: Vec::new(),
         warnings: Vec::new(),
+        values: HashMap::new(),
     };
+    let mut parsed: HashMap<FileId, Option<Arc<Values>>> = HashMap::new();
+    for (file, ast) in files {
+        for (path, span) in ast.data_files() {
+            let Some(fid) = sources.linked(*file, path) else {
+                diags.push(Diagnostic::error(
+                    span,
+                    format!("the values file \"{path}\" was not loaded"),
+                ));
+                continue;
+            };
+            let v = parsed.entry(fid).or_insert_with(|| {
+                match Values::parse(&sources.get(fid).text) {
+                    Ok(v) => Some(Arc::new(v)),
+                    Err(msg) => {
+                        diags.push(Diagnostic::error(
+                            span,
+                            format!("bad values file \"{path}\": {msg}"),
+                        ));
+                        None
+                    }
+                }
+            });
+            prog.values.insert((*file, path.to_string()), v.clone());
+        }
+    }
     let mut net_names: HashMap<String, crate::source::Span> = HashMap::new();
     for (file, ast) in files {
         for item in &ast.items {

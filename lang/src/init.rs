@@ -139,6 +139,7 @@ pub(crate) fn init_operands(init: &Init) -> Vec<ExprId> {
     match *init {
         Init::Expr(e) => vec![e],
         Init::Normal { mean: a, sd: b } | Init::Uniform { lo: a, hi: b } => vec![a, b],
+        Init::Data(_) => vec![],
     }
 }
 
@@ -274,6 +275,12 @@ impl InitEval {
         let name = || m.vars[owner].name.clone();
         match *init {
             Init::Expr(e) => self.eval_in(m, params, masks, owner, e),
+            Init::Data(k) => m
+                .data
+                .get(k as usize)
+                .filter(|d| d.len() == m.space_size(m.vars[owner].space))
+                .cloned()
+                .ok_or_else(|| InitError::Mismatch(format!("bad initial values of `{}`", name()))),
             Init::Normal { mean, sd } => {
                 let mean = self.eval_in(m, params, masks, owner, mean)?;
                 let sd = self.eval_in(m, params, masks, owner, sd)?;

@@ -270,6 +270,8 @@ pub enum Init {
         /// Upper end.
         hi: ExprId,
     },
+    /// Given values (`from "file.json"`): `Module::data[k]`, one per element.
+    Data(u32),
 }
 
 /// What a variable is.
@@ -471,6 +473,8 @@ pub struct Module {
     pub updates: Vec<(VarId, ExprId)>,
     /// What the task reads after each step: (name, variable).
     pub readouts: Vec<(String, VarId)>,
+    /// The values of [`Init::Data`] initial values.
+    pub data: Vec<Vec<f64>>,
 }
 
 impl Module {
@@ -481,6 +485,12 @@ impl Module {
             dt,
             ..Module::default()
         }
+    }
+
+    /// Stores the values of an [`Init::Data`] and returns its index.
+    pub fn add_data(&mut self, values: Vec<f64>) -> u32 {
+        self.data.push(values);
+        self.data.len() as u32 - 1
     }
 
     /// Adds (or finds) an expression. Panics if operands are in incompatible spaces:
@@ -642,6 +652,7 @@ impl Module {
                 VarKind::Input => continue,
             };
             match *init {
+                Init::Data(_) => {}
                 Init::Expr(e) => stack.push(e),
                 Init::Normal { mean: a, sd: b } | Init::Uniform { lo: a, hi: b } => {
                     stack.extend([a, b])

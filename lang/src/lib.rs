@@ -25,6 +25,7 @@ pub mod print;
 pub mod source;
 pub mod syntax;
 pub mod validate;
+pub mod values;
 
 pub use diag::Diagnostic;
 pub use source::{FileId, Sources, Span};
@@ -34,6 +35,8 @@ pub type Resolver<'a> = dyn FnMut(&str, &str) -> Result<(String, String), String
 
 /// Parses `root` and, transitively, every file it imports. `resolve(importer, path)`
 /// returns the imported file's name and text (the CLI reads files; tests use maps).
+/// The values files that `from "..."` initial values name are read the same way and
+/// linked in `sources` (they are parsed by the checker).
 /// Each file is parsed once, whatever the number of imports that reach it; files come
 /// back in the order they were reached, the root first.
 pub fn load(
@@ -66,6 +69,25 @@ pub fn load(
                         Err(why) => errors.push(Diagnostic::error(
                             imp.span,
                             format!("cannot import \"{}\": {why}", imp.path),
+                        )),
+                    }
+                }
+                for (path, span) in file.data_files() {
+                    if sources.linked(id, path).is_some() {
+                        continue;
+                    }
+                    let importer = sources.get(id).name.clone();
+                    match resolve(&importer, path) {
+                        Ok((name, text)) => {
+                            let fid = match sources.find(&name) {
+                                Some(f) => f,
+                                None => sources.add(name, text),
+                            };
+                            sources.link(id, path, fid);
+                        }
+                        Err(why) => errors.push(Diagnostic::error(
+                            span,
+                            format!("cannot read \"{path}\": {why}"),
                         )),
                     }
                 }

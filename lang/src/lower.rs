@@ -16,7 +16,7 @@ use crate::ir::{
     self, BinOp, Connectivity, Expr, ExprId, Module, Pop, PopId, Proj, ProjId, Side, Surrogate,
     SurrogateKind, UnOp, Var, VarId, VarKind,
 };
-use crate::source::Span;
+use crate::source::{FileId, Span};
 use std::collections::{HashMap, HashSet};
 
 /// Lowers the network `name` (or the root file's last network) of a checked program.
@@ -144,6 +144,9 @@ struct Lowerer {
     visiting: Vec<String>,
     /// Parameters on a definition cycle (already reported).
     cyclic: HashSet<String>,
+    /// Values files by `(file, path)` of their `from`; `None` when a model is lowered
+    /// alone (no qualified names to look up: such values are only unit-checked).
+    values: Option<HashMap<(FileId, String), Option<std::sync::Arc<crate::values::Values>>>>,
 }
 
 const UNARY: &[(&str, UnOp)] = &[
@@ -187,6 +190,7 @@ impl Lowerer {
             mod_vals: HashMap::new(),
             visiting: Vec::new(),
             cyclic: HashSet::new(),
+            values: None,
         }
     }
 
@@ -1015,7 +1019,8 @@ impl Lowerer {
             let (iinit, u) = if self.cyclic.contains(&p.name.name) {
                 (ir::Init::Expr(self.zero()), None)
             } else {
-                self.lower_init(init, &mut sc, *sp, proj)
+                let name = self.m.vars[*var].name.clone();
+                self.lower_init(init, &name, &mut sc, *sp, proj)
             };
             let bounds = p.bounds.as_ref().and_then(|(lo, hi)| {
                 let l = self.const_expr(lo, &mut sc, u)?;
@@ -1059,8 +1064,9 @@ impl Lowerer {
                 let sp = space_of(self, &s.space, true);
                 let space = self.ir_space(sp, proj);
                 let init = init_of(&s.name.name, s.init.as_ref());
+                let qualified = format!("{prefix}.{}", s.name.name);
                 let (iinit, u) = match &init {
-                    Some(i) => self.lower_init(i, &mut sc, sp, proj),
+                    Some(i) => self.lower_init(i, &qualified, &mut sc, sp, proj),
                     None => (ir::Init::Expr(self.zero()), None),
                 };
                 let var = self.add_var(
@@ -1171,15 +1177,18 @@ impl Lowerer {
         inst
     }
 
+    /// The initial value `init` of the variable named `name` (qualified) in `sp`.
     fn lower_init(
         &mut self,
         init: &ast::Init,
+        name: &str,
         sc: &mut Scope,
         sp: Sp,
         proj: Option<ProjId>,
     ) -> (ir::Init, U) {
         let zero = self.zero();
         match init {
+            ast::Init::File { path, span } => self.lower_file_init(path, *span, name, sp, proj),
             ast::Init::Expr(e) => match self.expr(e, sc) {
                 Some(v) => {
                     if Self::join_sp(v.sp, sp) != Some(sp) {
@@ -1262,6 +1271,53 @@ impl Lowerer {
         }
     }
 
+    /// `from "path"`: the entry `name` of the values file, if its size fits `sp`.
+    fn lower_file_init(
+        &mut self,
+        path: &str,
+        span: Span,
+        name: &str,
+        sp: Sp,
+        proj: Option<ProjId>,
+    ) -> (ir::Init, U) {
+        let zero = self.zero();
+        let Some(files) = &self.values else {
+            return (ir::Init::Expr(zero), None);
+        };
+        let values = match files.get(&(span.file, path.to_string())) {
+            Some(Some(v)) => v.clone(),
+            Some(None) => return (ir::Init::Expr(zero), None), // reported by the checker
+            None => {
+                self.err(span, format!("the values file \"{path}\" was not loaded"));
+                return (ir::Init::Expr(zero), None);
+            }
+        };
+        let Some(entry) = values.params.get(name) else {
+            let mut d = Diagnostic::error(span, format!("\"{path}\" has no values for `{name}`"));
+            if let Some(h) = did_you_mean(name, values.params.keys().map(String::as_str)) {
+                d = d.with_note(h);
+            } else if values.params.is_empty() {
+                d = d.with_note("the file's `params` object is empty");
+            }
+            self.push(d);
+            return (ir::Init::Expr(zero), None);
+        };
+        let space = self.ir_space(sp, proj);
+        let want = self.m.space_size(space);
+        if entry.data.len() != want {
+            let msg = format!(
+                "\"{path}\" has {} values for `{name}` (shape {:?}), but it is {} with {want}",
+                entry.data.len(),
+                entry.shape,
+                self.sp_name(sp),
+            );
+            self.err(span, msg);
+            return (ir::Init::Expr(zero), None);
+        }
+        let k = self.m.add_data(entry.data.clone());
+        (ir::Init::Data(k), Some(entry.unit))
+    }
+
     /// A constant (parameters allowed only if constant after folding).
     fn const_expr(&mut self, e: &ast::Expr, sc: &mut Scope, want: U) -> Option<f64> {
         let v = self.expr(e, sc)?;
@@ -1292,6 +1348,7 @@ impl Lowerer {
                         .args
                         .iter()
                         .for_each(|a| collect_names(&a.value, &mut names)),
+                    ast::Init::File { .. } => {}
                 }
                 names
                     .iter()
@@ -2313,6 +2370,7 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
         return Err(lw0.diags);
     }
     let mut lw = Lowerer::new(&net.name.name, dt);
+    lw.values = Some(prog.values.clone());
     let mut names: HashMap<String, Span> = HashMap::new();
     let mut dup = |lw: &mut Lowerer, id: &Ident| {
         if let Some(prev) = names.insert(id.name.clone(), id.span) {
@@ -2489,7 +2547,7 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
             let (init, u) = if lw.cyclic.contains(&p.name.name) {
                 (ir::Init::Expr(lw.zero()), None)
             } else {
-                lw.lower_init(&p.init, &mut sc, sp, None)
+                lw.lower_init(&p.init, &p.name.name, &mut sc, sp, None)
             };
             let bounds = p.bounds.as_ref().and_then(|(lo, hi)| {
                 let l = lw.const_expr(lo, &mut sc, u)?;

@@ -200,6 +200,7 @@ fn init_text(n: &Numbering, init: &Init) -> String {
         Init::Expr(e) => format!(" = {}", n.name(e)),
         Init::Normal { mean, sd } => format!(" ~ normal({}, {})", n.name(mean), n.name(sd)),
         Init::Uniform { lo, hi } => format!(" ~ uniform({}, {})", n.name(lo), n.name(hi)),
+        Init::Data(k) => format!(" from data#{k}"),
     }
 }
 

@@ -49,6 +49,8 @@ pub struct SourceFile {
 #[derive(Clone, Debug, Default)]
 pub struct Sources {
     files: Vec<SourceFile>,
+    /// `(file, path as written in it)` -> the data file it names (`from "..."`).
+    links: std::collections::HashMap<(FileId, String), FileId>,
 }
 
 impl Sources {
@@ -82,6 +84,14 @@ impl Sources {
     /// True if there are no files.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
+    }
+    /// Records that `path`, as written in `from`, names the data file `to`.
+    pub fn link(&mut self, from: FileId, path: &str, to: FileId) {
+        self.links.insert((from, path.to_string()), to);
+    }
+    /// The data file that `path`, as written in `from`, names (see [`Sources::link`]).
+    pub fn linked(&self, from: FileId, path: &str) -> Option<FileId> {
+        self.links.get(&(from, path.to_string())).copied()
     }
     /// The id of the file with this name, if it was added.
     pub fn find(&self, name: &str) -> Option<FileId> {

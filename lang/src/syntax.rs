@@ -94,7 +94,7 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         Rule::int => "an integer",
         Rule::unit => "a unit (`ms`, `s`, `Hz`)",
         Rule::string => "a quoted path",
-        Rule::init | Rule::init_expr | Rule::init_dist => "`=` or `~`",
+        Rule::init | Rule::init_expr | Rule::init_dist | Rule::init_file => "`=`, `~` or `from`",
         Rule::param_decl => "`param` or `learn`",
         Rule::state_decl => "`state`",
         Rule::bounds => "`in [lo, hi]`",
@@ -345,6 +345,14 @@ impl Cx {
         let q = first(p);
         match q.as_rule() {
             Rule::init_dist => Init::Dist(self.call(first(q))),
+            Rule::init_file => {
+                let span = self.span(&q);
+                let s = first(q).as_str();
+                Init::File {
+                    path: s[1..s.len() - 1].to_string(),
+                    span,
+                }
+            }
             _ => Init::Expr(self.expr(first(q))),
         }
     }

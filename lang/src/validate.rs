@@ -23,7 +23,7 @@
 use std::collections::HashSet;
 
 use crate::init::{init_operands, reachable, var_init};
-use crate::ir::{Connectivity, Expr, Module, PopId, Space, VarId, VarKind};
+use crate::ir::{Connectivity, Expr, Init, Module, PopId, Space, VarId, VarKind};
 use crate::print::space_name;
 
 /// Why a module is not well-formed.
@@ -259,6 +259,22 @@ fn check_inits(m: &Module) -> Result<(), ValidationError> {
             var: var.name.clone(),
             msg,
         };
+        if let Init::Data(k) = *init {
+            let want = m.space_size(var.space);
+            match m.data.get(k as usize) {
+                None => return Err(err(format!("initial values #{k} do not exist"))),
+                Some(d) if d.len() != want => {
+                    return Err(err(format!(
+                        "{} initial values for {want} elements",
+                        d.len()
+                    )))
+                }
+                Some(d) if d.iter().any(|x| !x.is_finite()) => {
+                    return Err(err("initial values are not all finite".into()))
+                }
+                _ => {}
+            }
+        }
         let ops = init_operands(init);
         for &e in &ops {
             if e.index() >= m.exprs().len() {

@@ -6,4 +6,5 @@ mod corpus;
 mod fuzz;
 mod gradients;
 mod semantics;
+mod values;
 mod w1;
