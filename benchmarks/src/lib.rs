@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod compile;
+pub mod tasks;
 pub mod w1;
 pub mod w1_grad;
 

@@ -1,61 +1,15 @@
 //! W1's loss gradient with respect to its nine parameters, by compiled, checkpointed
 //! backpropagation through time (`jit::grad`), in the shared gradient format.
 
-use crate::w1::{Inputs, LAST, N_IN, N_OUT, PARAM_VARS};
+use crate::tasks::ClassifyBatch;
+use crate::w1::{Inputs, LAST, PARAM_VARS};
 use crate::BenchError;
-use jit::grad::{bptt, EpisodeLoss, GradKernels};
-use jit::run::{Elem, Episode};
+use jit::grad::{bptt, GradKernels};
+use jit::run::Elem;
 use jit::Precision;
 use lang::diff::Adjoint;
 use lang::init::Instance;
-use lang::ir::{Module, VarId};
-
-/// W1's loss for `jit::grad`: inputs from the data, the readout's mean over the last
-/// steps, and the cross-entropy's gradient seeded into the readout's adjoint.
-struct W1Loss<'a> {
-    inputs: &'a Inputs,
-    x: VarId,
-    y: VarId,
-    adj_y: VarId,
-}
-
-impl<T: Elem> EpisodeLoss<T> for W1Loss<'_> {
-    /// Sum of the readout over the last steps.
-    type Acc = [f64; N_OUT];
-
-    fn inputs(&self, b: usize, t: usize, ep: &mut Episode<'_, T>) {
-        let x = &self.inputs.at(t)[b * N_IN..(b + 1) * N_IN];
-        for (d, &s) in ep.var(self.x).iter_mut().zip(x) {
-            *d = T::from_f64(f64::from(s));
-        }
-    }
-
-    fn observe(&self, _: usize, t: usize, ep: &mut Episode<'_, T>, acc: &mut [f64; N_OUT]) {
-        let (steps, last) = (self.inputs.steps, LAST.min(self.inputs.steps));
-        if t >= steps - last {
-            for (a, y) in acc.iter_mut().zip(ep.var(self.y).iter()) {
-                *a += y.to_f64();
-            }
-        }
-    }
-
-    fn seed(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &[f64; N_OUT]) {
-        let (steps, last) = (self.inputs.steps, LAST.min(self.inputs.steps));
-        if t < steps - last {
-            return;
-        }
-        // dL/dy(t) = (softmax(mean y) - onehot(label)) / (B * last).
-        let mean: Vec<f64> = acc.iter().map(|a| a / last as f64).collect();
-        let mx = mean.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let z: f64 = mean.iter().map(|v| (v - mx).exp()).sum();
-        let scale = 1.0 / (self.inputs.batch * last) as f64;
-        for (k, d) in ep.var(self.adj_y).iter_mut().enumerate() {
-            let p = (mean[k] - mx).exp() / z;
-            let onehot = f64::from(u8::from(self.inputs.labels[b] == k));
-            *d = T::from_f64(d.to_f64() + (p - onehot) * scale);
-        }
-    }
-}
+use lang::ir::Module;
 
 /// W1's loss and its gradient for each named parameter (shared names: `W_in`, ...).
 pub struct W1Gradients {
@@ -96,18 +50,7 @@ fn gradients_with<T: Elem>(
             .ok_or_else(|| BenchError::Init(format!("W1 has no variable `{name}`")))
     };
     let (x, y) = (var("x.out")?, var("out.y")?);
-    let adj_y = adj
-        .adj
-        .iter()
-        .find(|(s, _)| *s == y)
-        .map(|&(_, a)| a)
-        .ok_or_else(|| BenchError::Init("no adjoint of out.y".into()))?;
-    let loss = W1Loss {
-        inputs,
-        x,
-        y,
-        adj_y,
-    };
+    let loss = ClassifyBatch::new(m, adj, inputs.clone(), x, y, LAST).map_err(BenchError::Init)?;
     let g = bptt::<T, _>(
         kernels,
         m,

@@ -68,6 +68,12 @@ pub enum Command {
         after_help = "Examples:\n  ruleopt bench w1 --mode fwd --n 128\n  ruleopt bench w1 --n 64 --params benchmarks/w1/params_N64.json --json\n  ruleopt bench compile rules/networks"
     )]
     Bench(BenchArgs),
+    /// Meta-train a network's `learn` parameters on a task: Adam on gradients through
+    /// whole episodes (BPTT through the plasticity), checkpointed every iteration.
+    #[command(
+        after_help = "Writes into the output directory: log.jsonl (one line per iteration), checkpoint.json (after\nevery iteration; --resume continues from it), and at the end learned.rule (the network, self-\ncontained, with the learned values), learned.json (the values) and training.svg (the curves).\n\nTasks: w1 (options: steps, rate, contrast, last, input, readout; see benchmarks/src/tasks.rs).\n\nExamples:\n  ruleopt train rules/networks/w1.rule --task w1 --iterations 50\n  ruleopt train net.rule --task w1 --task-options '{\"contrast\": 0.3, \"steps\": 500}' --lr 0.003\n  ruleopt train net.rule --out runs/a --resume"
+    )]
+    Train(TrainArgs),
 }
 
 /// Which engine runs a simulation.
@@ -177,6 +183,60 @@ pub struct SimulateArgs {
     /// Element type of the JIT's code (the interpreter always computes in f64).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
+}
+
+/// `ruleopt train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The .rule file holding the network.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Which network to train (default: the only, or last, network of FILE).
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// The task.
+    #[arg(long, value_name = "NAME", default_value = "w1")]
+    pub task: String,
+    /// The task's options as a JSON object, or `@FILE` to read them from a file.
+    #[arg(long, value_name = "JSON")]
+    pub task_options: Option<String>,
+    /// Outer-loop iterations (Adam steps).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub iterations: u32,
+    /// Episodes per iteration.
+    #[arg(short = 'B', long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Rescale the gradient to this L2 norm when it is larger.
+    #[arg(long, default_value_t = 1.0, conflicts_with = "no_clip")]
+    pub clip: f64,
+    /// Do not clip the gradient.
+    #[arg(long)]
+    pub no_clip: bool,
+    /// Seed of the initial parameters and of every batch of episodes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Element type of the compiled kernels.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+    /// BPTT: keep the forward state every K steps (default: the interval with the
+    /// smallest footprint, within --memory-budget).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub checkpoint: Option<u32>,
+    /// BPTT: memory for the forward checkpoints of the episodes running at once.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "1GiB")]
+    pub memory_budget: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
+    /// The run's directory (default: runs/NETWORK-TASK).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in the output directory from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// `ruleopt bench`.

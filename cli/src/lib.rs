@@ -15,6 +15,7 @@ pub mod load;
 pub mod raster;
 pub mod render;
 pub mod simulate;
+pub mod train;
 
 pub use args::Cli;
 pub use render::render_diagnostics;
@@ -123,6 +124,9 @@ pub enum Error {
     /// A benchmark failed.
     #[error(transparent)]
     Bench(#[from] benchmarks::BenchError),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] search::train::TrainError),
     /// A feature that does not exist yet.
     #[error("{what} is not implemented yet: {why}")]
     NotImplemented {
@@ -172,6 +176,7 @@ pub fn run(cli: &Cli, o: &mut Output<'_>) -> Result<(), Error> {
         Command::Compile(a) => compile(a, o),
         Command::Simulate(a) => simulate(a, o),
         Command::Bench(a) => bench::bench(a, o),
+        Command::Train(a) => train::train(a, o),
     }
 }
 

@@ -113,6 +113,19 @@ impl Session {
         Ok(module)
     }
 
+    /// Like [`Session::module`], also returning the parsed files (to write rule text
+    /// back, say).
+    pub fn module_and_files(
+        &mut self,
+        network: Option<&str>,
+        diag_out: &mut dyn std::io::Write,
+        color: bool,
+    ) -> Result<(Module, Vec<(FileId, ast::File)>), Error> {
+        let files = self.load().map_err(|d| self.reject(&d, diag_out, color))?;
+        let module = self.module(network, diag_out, color)?;
+        Ok((module, files))
+    }
+
     /// Renders diagnostics and turns them into the error that ends the command.
     pub fn reject(
         &self,

@@ -10,6 +10,10 @@ use crate::values::Values;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Values files by (file, path as written in its `from`); `None` for a file that
+/// failed to parse (reported).
+pub type ValuesFiles = HashMap<(FileId, String), Option<Arc<Values>>>;
+
 /// A checked set of files: every model and network in it lowers without error.
 #[derive(Clone, Debug)]
 pub struct Program {
@@ -23,7 +27,7 @@ pub struct Program {
     pub warnings: Vec<Diagnostic>,
     /// The values files of `from "..."` initial values, by (file, path as written);
     /// `None` for a file that failed to parse (reported).
-    pub values: HashMap<(FileId, String), Option<Arc<Values>>>,
+    pub values: ValuesFiles,
 }
 
 impl Program {
@@ -70,18 +74,19 @@ pub fn check(sources: &Sources, files: &[(FileId, File)]) -> Result<Program, Vec
                 ));
                 continue;
             };
-            let v = parsed.entry(fid).or_insert_with(|| {
-                match Values::parse(&sources.get(fid).text) {
-                    Ok(v) => Some(Arc::new(v)),
-                    Err(msg) => {
-                        diags.push(Diagnostic::error(
-                            span,
-                            format!("bad values file \"{path}\": {msg}"),
-                        ));
-                        None
-                    }
-                }
-            });
+            let v =
+                parsed
+                    .entry(fid)
+                    .or_insert_with(|| match Values::parse(&sources.get(fid).text) {
+                        Ok(v) => Some(Arc::new(v)),
+                        Err(msg) => {
+                            diags.push(Diagnostic::error(
+                                span,
+                                format!("bad values file \"{path}\": {msg}"),
+                            ));
+                            None
+                        }
+                    });
             prog.values.insert((*file, path.to_string()), v.clone());
         }
     }

@@ -20,6 +20,7 @@ pub mod grad;
 pub mod init;
 pub mod interp;
 pub mod ir;
+pub mod learned;
 pub mod lower;
 pub mod print;
 pub mod source;

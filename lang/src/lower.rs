@@ -16,7 +16,7 @@ use crate::ir::{
     self, BinOp, Connectivity, Expr, ExprId, Module, Pop, PopId, Proj, ProjId, Side, Surrogate,
     SurrogateKind, UnOp, Var, VarId, VarKind,
 };
-use crate::source::{FileId, Span};
+use crate::source::Span;
 use std::collections::{HashMap, HashSet};
 
 /// Lowers the network `name` (or the root file's last network) of a checked program.
@@ -146,7 +146,7 @@ struct Lowerer {
     cyclic: HashSet<String>,
     /// Values files by `(file, path)` of their `from`; `None` when a model is lowered
     /// alone (no qualified names to look up: such values are only unit-checked).
-    values: Option<HashMap<(FileId, String), Option<std::sync::Arc<crate::values::Values>>>>,
+    values: Option<crate::check::ValuesFiles>,
 }
 
 const UNARY: &[(&str, UnOp)] = &[

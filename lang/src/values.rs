@@ -53,9 +53,7 @@ impl Values {
                                 .map(|x| x.as_u64().map(|n| n as usize))
                                 .collect::<Option<Vec<_>>>()
                         })
-                        .ok_or_else(|| {
-                            format!("`{name}`: `shape` must be a list of sizes")
-                        })?,
+                        .ok_or_else(|| format!("`{name}`: `shape` must be a list of sizes"))?,
                 ),
             };
             let data = field("data")
@@ -84,8 +82,7 @@ impl Values {
                     data.len()
                 ));
             }
-            out.params
-                .insert(name.clone(), Entry { shape, data, unit });
+            out.params.insert(name.clone(), Entry { shape, data, unit });
         }
         Ok(out)
     }
@@ -100,8 +97,8 @@ impl Values {
                 serde_json::json!({"shape": e.shape, "data": e.data, "unit": e.unit}),
             );
         }
-        let mut s = serde_json::to_string(&serde_json::json!({ "params": params }))
-            .unwrap_or_default();
+        let mut s =
+            serde_json::to_string(&serde_json::json!({ "params": params })).unwrap_or_default();
         s.push('\n');
         s
     }

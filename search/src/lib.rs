@@ -1,3 +1,6 @@
-//! Rule discovery: evolution of hole bodies combined with gradient meta-learning.
-//!
-//! Not built yet (issue 6). Talks to `lang` (and, later, to a backend trait) only.
+//! The outer loops over rules: [`train`] tunes a network's `learn` parameters by
+//! gradient descent through whole episodes (learning to learn); evolution of rule
+//! structure (`ruleopt search`) builds on it.
+#![warn(missing_docs)]
+
+pub mod train;

@@ -7,6 +7,7 @@ mod compile;
 mod diagnostics;
 mod readme;
 mod simulate;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,236 @@
+//! `ruleopt train`: the outer loop of `search::train` on a task of the `benchmarks`
+//! crate, with a progress bar, and the learned network written back as rule text.
+
+use crate::args::TrainArgs;
+use crate::load::Session;
+use crate::{Error, Output};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plotters::prelude::*;
+use search::train::{write_atomic, IterLog, TrainConfig, Trainer};
+use std::path::PathBuf;
+
+/// `ruleopt train`.
+pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
+    if let Some(t) = a.threads {
+        benchmarks::set_threads(t as usize)?;
+    }
+    let options = task_options(a.task_options.as_deref())?;
+    let task = benchmarks::tasks::by_name(&a.task, &options)?;
+    let mut session = Session::open(&a.file)?;
+    let (module, files) = session.module_and_files(a.network.as_deref(), o.err, o.err_color)?;
+    let cfg = TrainConfig {
+        iterations: a.iterations as usize,
+        batch: a.batch as usize,
+        lr: a.lr,
+        clip: (!a.no_clip).then_some(a.clip),
+        seed: a.seed,
+        precision: a.precision.into(),
+        checkpoint: a.checkpoint.map(|k| k as usize),
+        memory_budget: a.memory_budget,
+        ..TrainConfig::default()
+    };
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", module.name, a.task)));
+    let mut trainer = Trainer::new(&module, &task, cfg)?;
+    writeln!(
+        o.err,
+        "training `{}` on task {} in {}: {} iterations of {} episodes, BPTT checkpoint every {} steps",
+        module.name,
+        a.task,
+        dir.display(),
+        a.iterations,
+        a.batch,
+        trainer.checkpoint_interval()
+    )
+    .map_err(Error::Output)?;
+    let total = a.iterations as u64;
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} iterations  {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let metric = task_metric(&task);
+    let quiet_every = (total / 20).max(1);
+    let hidden = bar.is_hidden();
+    let mut notes: Vec<String> = Vec::new();
+    let result = trainer.run(&dir, a.resume, &mut |rec: &IterLog| {
+        let msg = format!(
+            "loss {:.4}  {metric} {:.3}  |grad| {:.3}",
+            rec.score.loss, rec.score.metric, rec.grad_norm
+        );
+        bar.set_position(rec.iteration as u64 + 1);
+        bar.set_message(msg.clone());
+        // Without a terminal, a line now and then instead of the bar.
+        let n = rec.iteration as u64 + 1;
+        if hidden && (n.is_multiple_of(quiet_every) || n == total) {
+            notes.push(format!(
+                "iteration {n}/{total}: {msg} ({:.2} s)",
+                rec.seconds
+            ));
+        }
+    });
+    bar.finish_and_clear();
+    for n in &notes {
+        writeln!(o.err, "{n}").map_err(Error::Output)?;
+    }
+    let result = result?;
+    // The learned values, as JSON and as a self-contained rule file.
+    let values = result.learned.to_values(&module);
+    write_atomic(&dir.join("learned.json"), values.to_json().as_bytes())?;
+    let last = result.log.last();
+    let header = vec![
+        format!(
+            "Learned by `ruleopt train {} --task {}`: {} iterations, seed {}, {} episodes per iteration, lr {}.",
+            a.file.display(),
+            a.task,
+            result.log.len(),
+            a.seed,
+            a.batch,
+            a.lr
+        ),
+        format!("Task options: {}", task_options_text(&task)),
+        match last {
+            Some(l) => format!(
+                "Last iteration: loss {:.6}, {metric} {:.4}.",
+                l.score.loss, l.score.metric
+            ),
+            None => "No iteration ran.".into(),
+        },
+        "Values of non-scalar parameters: learned.json (internal units: ms).".into(),
+    ];
+    let text =
+        lang::learned::rule_with_values(&files, &module.name, &values, "learned.json", &header)
+            .map_err(|e| Error::Init(format!("cannot write the learned rule: {e}")))?;
+    write_atomic(&dir.join("learned.rule"), text.as_bytes())?;
+    if !result.log.is_empty() {
+        let svg = curves_svg(&module.name, &a.task, metric, &result.log)?;
+        write_atomic(&dir.join("training.svg"), svg.as_bytes())?;
+    }
+    // The summary.
+    if let Some(first) = result.log.first() {
+        let l = last.unwrap_or(first);
+        writeln!(
+            o.out,
+            "loss {:.4} -> {:.4}, {metric} {:.3} -> {:.3} over {} iterations ({:.1} s per iteration)",
+            first.score.loss,
+            l.score.loss,
+            first.score.metric,
+            l.score.metric,
+            result.log.len(),
+            result.log.iter().map(|r| r.seconds).sum::<f64>() / result.log.len() as f64
+        )
+        .map_err(Error::Output)?;
+    }
+    for (name, e) in &values.params {
+        if e.data.len() == 1 {
+            writeln!(o.out, "  {name} = {}", e.data[0]).map_err(Error::Output)?;
+        } else {
+            let mean = e.data.iter().sum::<f64>() / e.data.len() as f64;
+            writeln!(o.out, "  {name}: {} values, mean {mean:.4}", e.data.len())
+                .map_err(Error::Output)?;
+        }
+    }
+    writeln!(
+        o.out,
+        "wrote {}",
+        [
+            "learned.rule",
+            "learned.json",
+            "training.svg",
+            "log.jsonl",
+            "checkpoint.json"
+        ]
+        .iter()
+        .map(|f| dir.join(f).display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+    )
+    .map_err(Error::Output)
+}
+
+fn task_metric(task: &benchmarks::tasks::W1Task) -> &str {
+    search::train::Task::metric_name(task)
+}
+
+fn task_options_text(task: &benchmarks::tasks::W1Task) -> String {
+    search::train::Task::options(task).to_string()
+}
+
+/// `--task-options`: inline JSON or `@FILE`.
+fn task_options(arg: Option<&str>) -> Result<serde_json::Value, Error> {
+    let Some(arg) = arg else {
+        return Ok(serde_json::Value::Null);
+    };
+    let (text, origin) = match arg.strip_prefix('@') {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.to_string(),
+                source,
+            })?,
+            path.to_string(),
+        ),
+        None => (arg.to_string(), "--task-options".to_string()),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Error::Train(search::train::TrainError::Task(format!(
+            "{origin} is not valid JSON: {e}"
+        )))
+    })
+}
+
+/// Loss and metric against iteration, one panel each.
+fn curves_svg(network: &str, task: &str, metric: &str, log: &[IterLog]) -> Result<String, Error> {
+    let plot_err = |e: &dyn std::fmt::Display| Error::Plot(e.to_string());
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 700)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(&e))?;
+        let root = root
+            .titled(
+                &format!("{network} on {task}: meta-training"),
+                ("sans-serif", 20),
+            )
+            .map_err(|e| plot_err(&e))?;
+        let panels = root.split_evenly((2, 1));
+        let n = log.len() as f64;
+        let series = [
+            (
+                "loss",
+                log.iter().map(|r| r.score.loss).collect::<Vec<f64>>(),
+            ),
+            (metric, log.iter().map(|r| r.score.metric).collect()),
+        ];
+        for (panel, (label, ys)) in panels.iter().zip(series.iter()) {
+            let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let pad = ((hi - lo) * 0.05).max(1e-9);
+            let mut chart = ChartBuilder::on(panel)
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(
+                    log[0].iteration as f64..(log[0].iteration as f64 + n).max(1.0),
+                    (lo - pad)..(hi + pad),
+                )
+                .map_err(|e| plot_err(&e))?;
+            chart
+                .configure_mesh()
+                .x_desc("iteration")
+                .y_desc(*label)
+                .draw()
+                .map_err(|e| plot_err(&e))?;
+            chart
+                .draw_series(LineSeries::new(
+                    log.iter().zip(ys).map(|(r, &y)| (r.iteration as f64, y)),
+                    &BLUE,
+                ))
+                .map_err(|e| plot_err(&e))?;
+        }
+        root.present().map_err(|e| plot_err(&e))?;
+    }
+    Ok(svg)
+}

@@ -1,0 +1,256 @@
+//! `ruleopt train`: a run end to end, its outputs, kill -9 and resume, and bad input.
+
+use crate::{ruleopt, TempDir};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A directory holding W1 with `n` recurrent neurons as `w1.rule`.
+fn project(n: usize) -> TempDir {
+    let dir = TempDir::fresh();
+    dir.write("w1.rule", &benchmarks::w1::source(n));
+    dir
+}
+
+const FAST: &str = r#"{"steps": 100, "contrast": 0.8, "last": 20}"#;
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn a_run_writes_its_log_checkpoint_and_learned_rule() {
+    let dir = project(8);
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "train",
+            "w1.rule",
+            "--task",
+            "w1",
+            "--task-options",
+            FAST,
+            "--iterations",
+            "4",
+            "-B",
+            "4",
+            "--lr",
+            "0.01",
+            "--out",
+            "run",
+        ],
+    );
+    run.expect_code(0);
+    assert!(run.stdout.contains("over 4 iterations"), "{}", run.stdout);
+    assert!(run.stdout.contains("wrec.eta = "), "{}", run.stdout);
+    let out = dir.path().join("run");
+    let log = read(&out.join("log.jsonl"));
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["iteration"], i);
+        assert!(l["loss"].as_f64().is_some_and(f64::is_finite), "{l}");
+        assert!(
+            l["accuracy"]
+                .as_f64()
+                .is_some_and(|a| (0.0..=1.0).contains(&a)),
+            "{l}"
+        );
+    }
+    assert_eq!(json(&out.join("checkpoint.json"))["next_iteration"], 4);
+    assert!(read(&out.join("training.svg")).contains("<svg"));
+    // The learned rule runs anywhere: check it and simulate it from another directory.
+    let learned = read(&out.join("learned.rule"));
+    assert!(
+        learned.starts_with("// Learned by `ruleopt train w1.rule --task w1`"),
+        "{learned}"
+    );
+    assert!(learned.contains("W_rec from \"learned.json\""), "{learned}");
+    ruleopt(&out, &["check", "learned.rule"]).expect_code(0);
+    ruleopt(dir.path(), &["simulate", "run/learned.rule", "-T", "20"]).expect_code(0);
+    // Its values are the checkpoint's, exactly.
+    let values = json(&out.join("learned.json"));
+    let ck = json(&out.join("checkpoint.json"));
+    for p in ck["params"].as_array().expect("params") {
+        let name = p["name"].as_str().expect("name");
+        assert_eq!(values["params"][name]["data"], p["value"], "{name}");
+    }
+    let eta = values["params"]["wrec.eta"]["data"][0]
+        .as_f64()
+        .expect("eta");
+    assert!(learned.contains(&format!("eta = {eta}")), "{learned}");
+    // Training it again from the learned rule starts where this run ended.
+    let again = ruleopt(
+        &out,
+        &[
+            "train",
+            "learned.rule",
+            "--task-options",
+            FAST,
+            "--iterations",
+            "1",
+            "-B",
+            "4",
+            "--out",
+            "again",
+        ],
+    );
+    again.expect_code(0);
+    let first = json(&out.join("again/checkpoint.json"));
+    assert!(first["run"]["network"] == "W1");
+}
+
+/// The log line of each iteration, without its timing.
+fn log_lines(path: &Path) -> Vec<String> {
+    read(path)
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            v.as_object_mut().expect("object").remove("seconds");
+            v.to_string()
+        })
+        .collect()
+}
+
+/// A run killed with SIGKILL mid-way and resumed ends with exactly the parameters and
+/// log of an uninterrupted run.
+#[test]
+fn kill_9_then_resume_equals_an_uninterrupted_run() {
+    let dir = project(16);
+    let args = |out: &str| -> Vec<String> {
+        [
+            "train",
+            "w1.rule",
+            "--task-options",
+            r#"{"steps": 200, "contrast": 0.8, "last": 20}"#,
+            "--iterations",
+            "40",
+            "-B",
+            "4",
+            "--lr",
+            "0.01",
+            "--out",
+            out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    ruleopt(
+        dir.path(),
+        &args("whole").iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .expect_code(0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ruleopt"))
+        .args(args("killed"))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ruleopt");
+    let log = dir.path().join("killed/log.jsonl");
+    let start = Instant::now();
+    let mut done_at_kill = 0;
+    loop {
+        let n = std::fs::read_to_string(&log).map_or(0, |t| t.lines().count());
+        if n >= 3 {
+            child.kill().expect("kill -9");
+            done_at_kill = n;
+            break;
+        }
+        if child.try_wait().expect("wait").is_some() || start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.wait();
+    assert!(
+        (3..40).contains(&done_at_kill),
+        "the run was not killed mid-way ({done_at_kill} iterations logged)"
+    );
+    let mut resume = args("killed");
+    resume.push("--resume".into());
+    let run = ruleopt(
+        dir.path(),
+        &resume.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    run.expect_code(0);
+    let p = |run: &str, f: &str| dir.path().join(run).join(f);
+    assert!(
+        read(&p("killed", "learned.json")) == read(&p("whole", "learned.json")),
+        "the resumed run learned other values"
+    );
+    assert_eq!(
+        log_lines(&p("killed", "log.jsonl")),
+        log_lines(&p("whole", "log.jsonl"))
+    );
+}
+
+#[test]
+fn bad_input_is_named() {
+    let dir = project(8);
+    let train = |extra: &[&str]| {
+        let mut a = vec![
+            "train",
+            "w1.rule",
+            "--iterations",
+            "1",
+            "-B",
+            "2",
+            "--task-options",
+            FAST,
+        ];
+        a.extend_from_slice(extra);
+        ruleopt(dir.path(), &a)
+    };
+    let r = train(&["--task", "w2"]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("unknown task `w2`"), "{}", r.stderr);
+    let r = ruleopt(
+        dir.path(),
+        &["train", "w1.rule", "--task-options", r#"{"stepz": 3}"#],
+    );
+    r.expect_code(1);
+    assert!(r.stderr.contains("unknown option `stepz`"), "{}", r.stderr);
+    let r = ruleopt(
+        dir.path(),
+        &["train", "w1.rule", "--task-options", "{steps"],
+    );
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains("--task-options is not valid JSON"),
+        "{}",
+        r.stderr
+    );
+    let r = train(&["--lr=-1"]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("`lr`"), "{}", r.stderr);
+    // An existing run is not overwritten; resuming it with other settings is refused.
+    train(&["--out", "r"]).expect_code(0);
+    let r = train(&["--out", "r"]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("already there"), "{}", r.stderr);
+    let r = train(&["--out", "r", "--resume", "--seed", "5"]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("belongs to another run"), "{}", r.stderr);
+    // A network without `learn` parameters has nothing to train.
+    dir.write(
+        "fixed.rule",
+        &benchmarks::w1::source(8).replace("learn ", "param "),
+    );
+    let r = ruleopt(dir.path(), &["train", "fixed.rule", "--task-options", FAST]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("no `learn` parameters"), "{}", r.stderr);
+    // A syntax error in the network is a diagnostic with a caret.
+    dir.write("bad.rule", "network N { input x[2] }");
+    let r = ruleopt(dir.path(), &["train", "bad.rule"]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("bad.rule:1:"), "{}", r.stderr);
+}
