@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# W1 forward, side by side: ruleopt's JIT against the JAX and PyTorch references, in one
+# W1 forward (or forward + backward: W1_MODE=grad), side by side: ruleopt's JIT against
+# the JAX and PyTorch references, in one
 # run on one machine, with the same parameters and inputs (the references' seed-0 draws
 # from w1_common.py, converted to the shared JSON format and given to ruleopt with
 # --params), so the losses must agree too. Prints a Markdown table: median and minimum
@@ -19,7 +20,12 @@
 #                (default: ../shared/bench next to the repository)
 #   W1_REPS      timed repetitions of each implementation (default 5)
 #   W1_THREADS   threads for ruleopt and torch (default 2; JAX uses every core)
-#   W1_IMPLS     which to run (default "ruleopt jax-scan torch-compile torch-eager")
+#   W1_MODE      fwd (default): forward passes; grad: loss and all gradients
+#   W1_IMPLS     which to run (default for fwd: "ruleopt jax-scan torch-compile torch-eager";
+#                for grad: "ruleopt jax-remat2 torch-compile torch-compile-ckpt", where
+#                jax-remat2 and torch-compile-ckpt keep 25-step segment checkpoints; the
+#                un-checkpointed references are skipped at N >= 512, where they need
+#                33-57 GiB)
 #   W1_OUT       where the JSON results go (default: a fresh temporary directory)
 #   W1_NO_BUILD  set to skip `cargo build --release -p ruleopt`
 #   W1_QUIET     before each run, wait (up to this many seconds) until the machine's CPU use
@@ -33,7 +39,12 @@ PY="${W1_PYTHON:-/work/venv-w1/bin/python}"
 BENCH="${W1_BENCH:-$ROOT/../shared/bench}"
 REPS="${W1_REPS:-5}"
 THREADS="${W1_THREADS:-2}"
-IMPLS="${W1_IMPLS:-ruleopt jax-scan torch-compile torch-eager}"
+MODE="${W1_MODE:-fwd}"
+case $MODE in
+  fwd) IMPLS="${W1_IMPLS:-ruleopt jax-scan torch-compile torch-eager}"; REF_MODE=fwd ;;
+  grad) IMPLS="${W1_IMPLS:-ruleopt jax-remat2 torch-compile torch-compile-ckpt}"; REF_MODE=fwdbwd ;;
+  *) echo "W1_MODE must be fwd or grad" >&2; exit 2 ;;
+esac
 OUT="${W1_OUT:-$(mktemp -d -t w1_compare.XXXXXX)}"
 NS=("$@")
 [ ${#NS[@]} -gt 0 ] || NS=(64 128 256 512)
@@ -97,15 +108,21 @@ run() { # impl n -> writes $OUT/<impl>_N<n>.json, or notes why not
     ruleopt)
       local p
       p=$(params_json "$n")
-      "$RULEOPT" bench w1 --mode fwd --n "$n" --repeats "$REPS" --threads "$THREADS" --json \
+      "$RULEOPT" bench w1 --mode "$MODE" --n "$n" --repeats "$REPS" --threads "$THREADS" --json \
         ${p:+--params "$p"} >"$out" 2>"$log" || { note "ruleopt failed at N=$n (see $log)"; rm -f "$out"; } ;;
-    jax-scan)
+    jax-scan | jax-remat | jax-remat2)
       has jax || return 0
-      "$PY" "$BENCH/w1_jax.py" --N "$n" --mode fwd --variant scan --reps "$REPS" --json "$out" \
-        >"$log" 2>&1 || { note "JAX failed at N=$n (see $log)"; rm -f "$out"; } ;;
-    torch-compile | torch-eager)
+      if [ "$MODE" = grad ] && [ "$impl" = jax-scan ] && [ "$n" -ge 512 ]; then
+        note "skipped $impl at N=$n: without checkpoints it needs ~57 GiB"; return 0
+      fi
+      "$PY" "$BENCH/w1_jax.py" --N "$n" --mode "$REF_MODE" --variant "${impl#jax-}" --reps "$REPS" \
+        --json "$out" >"$log" 2>&1 || { note "$impl failed at N=$n (see $log)"; rm -f "$out"; } ;;
+    torch-compile | torch-eager | torch-ckpt | torch-compile-ckpt)
       has torch || return 0
-      "$PY" "$BENCH/w1_torch.py" --N "$n" --mode fwd --variant "${impl#torch-}" --reps "$REPS" \
+      if [ "$MODE" = grad ] && [ "${impl%-ckpt}" = "$impl" ] && [ "$n" -ge 512 ]; then
+        note "skipped $impl at N=$n: without checkpoints it needs ~50 GiB"; return 0
+      fi
+      "$PY" "$BENCH/w1_torch.py" --N "$n" --mode "$REF_MODE" --variant "${impl#torch-}" --reps "$REPS" \
         --json "$out" >"$log" 2>&1 || { note "$impl failed at N=$n (see $log)"; rm -f "$out"; } ;;
     *) note "unknown implementation $impl" ;;
   esac
@@ -119,10 +136,12 @@ for n in "${NS[@]}"; do
   done
 done
 
-python3 - "$OUT" "$IMPLS" "${NS[@]}" <<'EOF'
+python3 - "$OUT" "$IMPLS" "$MODE" "${NS[@]}" <<'EOF'
 import json, os, sys
-out, impls, ns = sys.argv[1], sys.argv[2].split(), [int(n) for n in sys.argv[3:]]
-BOUND = {64: 0.008, 128: 0.047, 256: 0.305, 512: 1.37}  # fwd roofline, ANCHORS.md
+out, impls, mode, ns = sys.argv[1], sys.argv[2].split(), sys.argv[3], [int(n) for n in sys.argv[4:]]
+# Rooflines of ANCHORS.md: forward, and forward + backward with recompute (lower end).
+BOUND = ({64: 0.008, 128: 0.047, 256: 0.305, 512: 1.37} if mode == "fwd"
+         else {64: 0.041, 128: 0.165, 256: 0.66, 512: 5.2})
 def load(impl, n):
     p = os.path.join(out, f"{impl}_N{n}.json")
     if not os.path.exists(p):
