@@ -18,6 +18,9 @@
 //! | `input` | the network's one `input` | the input that receives the spikes |
 //! | `readout` | the network's first readout | its size is the number of classes |
 
+pub mod cue_reward;
+pub mod env;
+
 use crate::w1::Inputs;
 use jit::grad::EpisodeLoss;
 use jit::run::{Elem, Episode};
