@@ -24,15 +24,17 @@ fn main() {
     for (k, st) in s.stages.iter().enumerate() {
         println!("stage {k} {:?} gate {:?}", st.space, st.gate);
         for &e in &st.nodes {
+            let f = lang::print::expr_to_string(&m, e);
             println!(
-                "   #{} {:?} {}",
+                "   #{} {:?} {}{}",
                 e.index(),
                 m.expr(e),
                 if s.materialized.contains(&e) {
-                    "MAT"
+                    "MAT "
                 } else {
                     ""
-                }
+                },
+                if f.len() <= 60 { f } else { String::new() }
             );
         }
         for (v, e, n) in &st.stores {

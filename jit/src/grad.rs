@@ -120,12 +120,21 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
             ep.step_prefix(&fwd);
             loss.observe(b, t, ep, &mut acc);
         }
+        // One segment's states, allocated once and overwritten by every segment (fresh
+        // allocations of synapse-sized states each step cost page faults).
+        let mut segment: Vec<Vec<Vec<T>>> = Vec::with_capacity(k_seg);
         for (s, cp) in checkpoints.iter().enumerate().rev() {
             let (t0, t1) = (s * k_seg, ((s + 1) * k_seg).min(steps));
             load(ep, cp);
-            let mut segment = Vec::with_capacity(t1 - t0);
             for t in t0..t1 {
-                segment.push(save(ep));
+                match segment.get_mut(t - t0) {
+                    Some(kept) => {
+                        for (&v, x) in states.iter().zip(kept.iter_mut()) {
+                            x.copy_from_slice(ep.var(v));
+                        }
+                    }
+                    None => segment.push(save(ep)),
+                }
                 loss.inputs(b, t, ep);
                 ep.step_prefix(&fwd);
             }

@@ -17,10 +17,22 @@
 //! is computed in the last pass over that space: W1's eligibility update waits for the
 //! modulator and shares one dense pass with the plastic component.
 //!
+//! ALAP alone puts work in the *last* pass over a space even when an earlier pass
+//! already has everything it needs, and keeps every synapse value that a later pass
+//! reads. A greedy search then lowers the synapse-sized memory traffic of a step
+//! (`Cx::cost`: streams read and written per pass, plus one per pass): it moves the
+//! nodes of a synapse pass that the previous pass over the same space can compute into
+//! that pass (the whole pass when nothing it reads comes from a stage in between: a
+//! value computed per synapse in the earlier pass is available to the later
+//! computation of the same element, a reduction is not), and recomputes cheap synapse
+//! values of variables (`W_rec + A * P`) in the passes that read them instead of
+//! keeping them in buffers (which also lets a sweep stay sparse). W1's adjoint goes
+//! from four dense passes over its recurrent synapses to two plus a sparse sweep.
+//!
 //! An update is written in place when no later stage reads the variable's old value;
 //! otherwise into a `next` buffer copied back at the end of the step.
 
-use lang::ir::{Expr, ExprId, Module, Space, VarId, VarKind};
+use lang::ir::{BinOp, Expr, ExprId, Module, Space, UnOp, VarId, VarKind};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A loop nest: a space and the nodes it computes, in arena (topological) order.
@@ -177,97 +189,411 @@ pub fn schedule(m: &Module) -> Schedule {
         .enumerate()
         .map(|(i, k)| (*k, i))
         .collect();
-    let mut stages: Vec<Stage> = stage_keys
-        .values()
-        .map(|&space| Stage {
-            space,
-            nodes: vec![],
-            stores: vec![],
-            gate: None,
-        })
-        .collect();
-    let mut stage_of: HashMap<ExprId, usize> = HashMap::new();
+    let mut plan = Plan {
+        stages: stage_keys.values().map(|&space| (space, vec![])).collect(),
+        recompute: HashSet::new(),
+    };
     for &e in &computed {
         let k = index[&(alap[&e], kind_order(stage_space(e)))];
-        stages[k].nodes.push(e);
-        stage_of.insert(e, k);
+        plan.stages[k].1.push(e);
     }
-    // Materialized: used by a node of another stage, or crossing to a user. A
-    // broadcast is never kept (a synapse-sized buffer of a neuron value): each stage
-    // that needs it reads its neuron-sized operand again.
-    let mut materialized: Vec<ExprId> = Vec::new();
-    let mut readers: HashMap<VarId, Vec<usize>> = HashMap::new();
-    for &e in &computed {
-        let reduction = is_reduction(e);
-        let user_stages: Vec<usize> = users
-            .get(&e)
-            .map_or(vec![], |us| us.iter().map(|u| stage_of[u]).collect());
-        let other_stage = user_stages.iter().any(|&s| s != stage_of[&e]);
-        if matches!(m.expr(e), Expr::Bcast(..)) && !reduction {
-            // Recomputed where used: its variable operand is read in those stages too.
-            if let Expr::Bcast(_, _, a) = *m.expr(e) {
-                if let Expr::Read(v) = *m.expr(a) {
-                    readers
-                        .entry(v)
-                        .or_default()
-                        .extend(user_stages.iter().copied());
+    let cx = Cx {
+        m,
+        computed: &computed,
+        is_computed: &is_computed,
+        users: &users,
+    };
+    cx.improve(&mut plan);
+    cx.finish(&plan)
+}
+
+/// Stages as lists of nodes (in arena order), and the synapse values that are not kept
+/// in buffers but recomputed by the later stages that read them.
+#[derive(Clone, Debug)]
+struct Plan {
+    stages: Vec<(Space, Vec<ExprId>)>,
+    recompute: HashSet<ExprId>,
+}
+
+/// What every plan of one module shares.
+struct Cx<'a> {
+    m: &'a Module,
+    computed: &'a [ExprId],
+    is_computed: &'a HashSet<ExprId>,
+    users: &'a HashMap<ExprId, Vec<ExprId>>,
+}
+
+fn is_reduction(m: &Module, e: ExprId) -> bool {
+    matches!(
+        m.expr(e),
+        Expr::SumPre(..) | Expr::SumPost(..) | Expr::SumPop(..)
+    )
+}
+
+impl Cx<'_> {
+    /// The full schedule of a plan: buffers, stores, next buffers, sparse gates.
+    fn finish(&self, plan: &Plan) -> Schedule {
+        let m = self.m;
+        let computed = self.computed;
+        let mut stage_of: HashMap<ExprId, usize> = HashMap::new();
+        for (k, (_, nodes)) in plan.stages.iter().enumerate() {
+            for &e in nodes {
+                stage_of.insert(e, k);
+            }
+        }
+        let mut stages: Vec<Stage> = plan
+            .stages
+            .iter()
+            .map(|(space, nodes)| Stage {
+                space: *space,
+                nodes: nodes.clone(),
+                stores: vec![],
+                gate: None,
+            })
+            .collect();
+        // Materialized: used by a node of another stage, or crossing to a user. A
+        // broadcast is never kept (a synapse-sized buffer of a neuron value): each stage
+        // that needs it reads its neuron-sized operand again; nor is a node the plan
+        // recomputes.
+        let mut materialized: Vec<ExprId> = Vec::new();
+        let mut readers: HashMap<VarId, Vec<usize>> = HashMap::new();
+        for &e in computed {
+            let reduction = is_reduction(m, e);
+            let user_stages: Vec<usize> = self
+                .users
+                .get(&e)
+                .map_or(vec![], |us| us.iter().map(|u| stage_of[u]).collect());
+            let other_stage = user_stages.iter().any(|&s| s != stage_of[&e]);
+            if matches!(m.expr(e), Expr::Bcast(..)) && !reduction {
+                // Recomputed where used: its variable operand is read in those stages too.
+                if let Expr::Bcast(_, _, a) = *m.expr(e) {
+                    if let Expr::Read(v) = *m.expr(a) {
+                        readers
+                            .entry(v)
+                            .or_default()
+                            .extend(user_stages.iter().copied());
+                    }
+                }
+                continue;
+            }
+            if plan.recompute.contains(&e) {
+                // Recomputed where used: the variables it reads are read there too.
+                for &s in &user_stages {
+                    if s != stage_of[&e] {
+                        for v in self.leaf_reads(e) {
+                            readers.entry(v).or_default().push(s);
+                        }
+                    }
+                }
+                continue;
+            }
+            if reduction || other_stage {
+                materialized.push(e);
+            }
+        }
+        // Readers of each variable's old value, by stage (usize::MAX = after all stages).
+        let end = usize::MAX;
+        for &e in computed {
+            for o in m.expr(e).operands() {
+                if let Expr::Read(v) = *m.expr(o) {
+                    readers.entry(v).or_default().push(stage_of[&e]);
                 }
             }
-            continue;
         }
-        if reduction || other_stage {
-            materialized.push(e);
-        }
-    }
-    // Readers of each variable's old value, by stage (usize::MAX = after all stages).
-    let end = usize::MAX;
-    for &e in &computed {
-        for o in m.expr(e).operands() {
-            if let Expr::Read(v) = *m.expr(o) {
-                readers.entry(v).or_default().push(stage_of[&e]);
+        // Param-only inlined nodes may read Global params only, never state.
+        let mut late = Vec::new();
+        for &(v, e) in &m.updates {
+            let var_space = m.vars[v].space;
+            let stored_in_stage =
+                self.is_computed.contains(&e) && m.space(e) == var_space && !is_reduction(m, e);
+            if !stored_in_stage {
+                if *m.expr(e) == Expr::Read(v) {
+                    continue; // unchanged
+                }
+                if let Expr::Read(w) = *m.expr(e) {
+                    readers.entry(w).or_default().push(end);
+                }
+                late.push((v, e));
             }
         }
-    }
-    // Param-only inlined nodes may read Global params only, never state.
-    let mut late = Vec::new();
-    for &(v, e) in &m.updates {
-        let var_space = m.vars[v].space;
-        let stored_in_stage =
-            is_computed.contains(&e) && m.space(e) == var_space && !is_reduction(e);
-        if !stored_in_stage {
+        let mut via_next = Vec::new();
+        for &(v, e) in &m.updates {
+            if late.iter().any(|&(w, _)| w == v) {
+                via_next.push(v);
+                continue;
+            }
             if *m.expr(e) == Expr::Read(v) {
-                continue; // unchanged
+                continue;
             }
-            if let Expr::Read(w) = *m.expr(e) {
-                readers.entry(w).or_default().push(end);
+            let s = stage_of[&e];
+            let safe = readers.get(&v).is_none_or(|rs| rs.iter().all(|&r| r <= s));
+            if !safe {
+                via_next.push(v);
             }
-            late.push((v, e));
+            stages[s].stores.push((v, e, !safe));
+        }
+        for st in &mut stages {
+            st.gate = sparse_gate(m, st, &materialized);
+        }
+        Schedule {
+            stages,
+            materialized,
+            late,
+            via_next,
         }
     }
-    let mut via_next = Vec::new();
-    for &(v, e) in &m.updates {
-        if late.iter().any(|&(w, _)| w == v) {
-            via_next.push(v);
-            continue;
+
+    /// The variables a recomputed node reads (through broadcasts too).
+    fn leaf_reads(&self, e: ExprId) -> Vec<VarId> {
+        let m = self.m;
+        let mut out = Vec::new();
+        let mut stack = vec![e];
+        let mut seen = HashSet::new();
+        while let Some(x) = stack.pop() {
+            if !seen.insert(x) {
+                continue;
+            }
+            match *m.expr(x) {
+                Expr::Read(v) => out.push(v),
+                ref other => stack.extend(other.operands()),
+            }
         }
-        if *m.expr(e) == Expr::Read(v) {
-            continue;
-        }
-        let s = stage_of[&e];
-        let safe = readers.get(&v).is_none_or(|rs| rs.iter().all(|&r| r <= s));
-        if !safe {
-            via_next.push(v);
-        }
-        stages[s].stores.push((v, e, !safe));
+        out
     }
-    for st in &mut stages {
-        st.gate = sparse_gate(m, st, &materialized);
+
+    /// Can `e` be recomputed by any later stage instead of kept: a synapse value of
+    /// cheap arithmetic over variables, constants and broadcasts only.
+    fn recomputable(&self, e: ExprId) -> bool {
+        let m = self.m;
+        if !matches!(m.space(e), Space::Syn(_)) {
+            return false;
+        }
+        let mut stack = vec![e];
+        let mut seen = HashSet::new();
+        while let Some(x) = stack.pop() {
+            if !seen.insert(x) {
+                continue;
+            }
+            if !self.is_computed.contains(&x) {
+                continue; // a constant, a variable, or of parameters only
+            }
+            match *m.expr(x) {
+                Expr::Bcast(_, _, a) => {
+                    if !matches!(m.expr(a), Expr::Read(_) | Expr::Const(_)) {
+                        return false; // a neuron value: only kept if something else reads it
+                    }
+                }
+                Expr::Unary(UnOp::Neg | UnOp::Abs, a) => stack.push(a),
+                Expr::Binary(
+                    BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Min | BinOp::Max,
+                    a,
+                    b,
+                ) => stack.extend([a, b]),
+                _ => return false,
+            }
+        }
+        seen.len() <= 16
     }
-    Schedule {
-        stages,
-        materialized,
-        late,
-        via_next,
+
+    /// Synapse-sized memory streams of one step (reads plus writes, one per pass for
+    /// the loop itself; a sparse pass counts a quarter): what the plan optimizes.
+    fn cost(&self, s: &Schedule) -> f64 {
+        let m = self.m;
+        let mat: HashSet<ExprId> = s.materialized.iter().copied().collect();
+        let mut total = 0.0;
+        for st in &s.stages {
+            let Space::Syn(_) = st.space else { continue };
+            let here: HashSet<ExprId> = st.nodes.iter().copied().collect();
+            let mut streams: HashSet<(bool, usize)> = HashSet::new();
+            let mut ops = 0usize;
+            let mut stack: Vec<ExprId> = st.nodes.clone();
+            stack.extend(st.stores.iter().map(|&(_, e, _)| e));
+            let mut seen = HashSet::new();
+            while let Some(x) = stack.pop() {
+                if !seen.insert(x) {
+                    continue;
+                }
+                match *m.expr(x) {
+                    Expr::Read(v) => {
+                        if matches!(m.vars[v].space, Space::Syn(_)) {
+                            streams.insert((false, v.index()));
+                        }
+                    }
+                    Expr::Const(_) | Expr::Bcast(..) => {}
+                    _ if !self.is_computed.contains(&x) => {} // param-only
+                    _ if mat.contains(&x) && !here.contains(&x) => {
+                        if matches!(m.space(x), Space::Syn(_)) {
+                            streams.insert((true, x.index()));
+                        }
+                    }
+                    ref other => {
+                        if !here.contains(&x) {
+                            ops += 1; // recomputed here
+                        }
+                        stack.extend(other.operands());
+                    }
+                }
+            }
+            let mut c = 1.0 + streams.len() as f64 + 0.05 * ops as f64;
+            for &e in &st.nodes {
+                if mat.contains(&e) && !is_reduction(m, e) && matches!(m.space(e), Space::Syn(_)) {
+                    c += 2.0; // write-allocate and write
+                }
+            }
+            for &(v, _, next) in &st.stores {
+                if matches!(m.vars[v].space, Space::Syn(_)) {
+                    c += if next { 4.0 } else { 1.0 };
+                }
+            }
+            total += if st.gate.is_some() { 0.25 * c } else { c };
+        }
+        total
+    }
+
+    /// Greedy local search: recompute cheap synapse values rather than keep them, and
+    /// move work of a synapse pass into an earlier pass over the same space (a whole
+    /// pass when possible), while the synapse traffic of a step goes down.
+    fn improve(&self, plan: &mut Plan) {
+        let mut best = self.cost(&self.finish(plan));
+        loop {
+            let mut found: Option<(f64, Plan)> = None;
+            for cand in self.candidates(plan) {
+                let c = self.cost(&self.finish(&cand));
+                if c < best - 1e-9 && found.as_ref().is_none_or(|(f, _)| c < *f) {
+                    found = Some((c, cand));
+                }
+            }
+            match found {
+                Some((c, p)) => {
+                    best = c;
+                    *plan = p;
+                }
+                None => return,
+            }
+        }
+    }
+
+    fn candidates(&self, plan: &Plan) -> Vec<Plan> {
+        let m = self.m;
+        let mut out = Vec::new();
+        let mut stage_of: HashMap<ExprId, usize> = HashMap::new();
+        for (k, (_, nodes)) in plan.stages.iter().enumerate() {
+            for &e in nodes {
+                stage_of.insert(e, k);
+            }
+        }
+        // Recompute a synapse value that some later stage reads.
+        for (k, (_, nodes)) in plan.stages.iter().enumerate() {
+            for &e in nodes {
+                if plan.recompute.contains(&e) || is_reduction(m, e) {
+                    continue;
+                }
+                if matches!(m.expr(e), Expr::Bcast(..)) {
+                    continue;
+                }
+                let read_later = self
+                    .users
+                    .get(&e)
+                    .is_some_and(|us| us.iter().any(|u| stage_of[u] != k));
+                if read_later && self.recomputable(e) {
+                    let mut p = plan.clone();
+                    p.recompute.insert(e);
+                    out.push(p);
+                }
+            }
+        }
+        // Move the nodes of synapse stage `b` that stage `a` (earlier, same space) can
+        // compute: all of them, or those whose values `b` does not need afterwards.
+        for b in 0..plan.stages.len() {
+            let (space, ref nodes_b) = plan.stages[b];
+            if !matches!(space, Space::Syn(_)) {
+                continue;
+            }
+            for a in (0..b).rev() {
+                if plan.stages[a].0 != space {
+                    continue;
+                }
+                let in_a: HashSet<ExprId> = plan.stages[a].1.iter().copied().collect();
+                let mut moved: HashSet<ExprId> = HashSet::new();
+                for &e in nodes_b {
+                    let ok = m.expr(e).operands().into_iter().all(|o| {
+                        if !self.is_computed.contains(&o) {
+                            return true;
+                        }
+                        let so = stage_of[&o];
+                        if is_reduction(m, e) {
+                            return moved.contains(&o) || in_a.contains(&o);
+                        }
+                        let crossing = is_reduction(m, o)
+                            || matches!(m.expr(e), Expr::Bcast(..))
+                            || m.space(o) != m.space(e);
+                        so < a || (!crossing && (in_a.contains(&o) || moved.contains(&o)))
+                    });
+                    if ok {
+                        moved.insert(e);
+                    }
+                }
+                if moved.is_empty() {
+                    continue;
+                }
+                let all = moved.len() == nodes_b.len();
+                out.push(self.moved(plan, a, b, &moved));
+                if !all {
+                    // Keep in `b` what `b` still needs (no new buffers).
+                    let mut keep = moved.clone();
+                    loop {
+                        let before = keep.len();
+                        let needed: Vec<ExprId> = nodes_b
+                            .iter()
+                            .filter(|e| !keep.contains(e))
+                            .flat_map(|&e| m.expr(e).operands())
+                            .filter(|o| {
+                                keep.contains(o)
+                                    && !is_reduction(m, *o)
+                                    && !matches!(m.expr(*o), Expr::Bcast(..))
+                            })
+                            .collect();
+                        for o in needed {
+                            keep.remove(&o);
+                        }
+                        // A reduction stays with its operand.
+                        let orphans: Vec<ExprId> = keep
+                            .iter()
+                            .copied()
+                            .filter(|&e| match *m.expr(e) {
+                                Expr::SumPre(_, x) | Expr::SumPost(_, x) | Expr::SumPop(_, x) => {
+                                    stage_of.get(&x) == Some(&b) && !keep.contains(&x)
+                                }
+                                _ => false,
+                            })
+                            .collect();
+                        for o in orphans {
+                            keep.remove(&o);
+                        }
+                        if keep.len() == before {
+                            break;
+                        }
+                    }
+                    if !keep.is_empty() && keep.len() < moved.len() {
+                        out.push(self.moved(plan, a, b, &keep));
+                    }
+                }
+                break; // only the nearest earlier pass over the space
+            }
+        }
+        out
+    }
+
+    /// `plan` with `nodes` moved from stage `b` to stage `a` (an emptied stage removed).
+    fn moved(&self, plan: &Plan, a: usize, b: usize, nodes: &HashSet<ExprId>) -> Plan {
+        let mut p = plan.clone();
+        p.stages[b].1.retain(|e| !nodes.contains(e));
+        p.stages[a].1.extend(nodes.iter().copied());
+        p.stages[a].1.sort();
+        if p.stages[b].1.is_empty() {
+            p.stages.remove(b);
+        }
+        p
     }
 }
 

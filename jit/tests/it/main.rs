@@ -7,3 +7,4 @@ mod equiv;
 mod grad;
 mod lifetime;
 mod random;
+mod schedule;

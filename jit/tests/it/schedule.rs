@@ -1,0 +1,48 @@
+//! How many passes over synapses a step makes: the schedule's fusion decisions, pinned
+//! for W1 (forward and adjoint).
+
+use crate::common::*;
+use jit::schedule::{schedule, Schedule};
+use lang::ir::{Module, Space};
+
+/// (dense, sparse) passes over the synapses of projection `proj`.
+fn passes(m: &Module, s: &Schedule, proj: &str) -> (usize, usize) {
+    let q = m
+        .projs
+        .iter()
+        .find(|(_, p)| p.name == proj)
+        .map(|(q, _)| q)
+        .unwrap_or_else(|| panic!("no projection {proj}"));
+    let over: Vec<_> = s
+        .stages
+        .iter()
+        .filter(|st| st.space == Space::Syn(q))
+        .collect();
+    let sparse = over.iter().filter(|st| st.gate.is_some()).count();
+    (over.len() - sparse, sparse)
+}
+
+#[test]
+fn w1_forward_makes_one_dense_and_one_sparse_pass() {
+    let m = lower_file("rules/networks/w1.rule");
+    assert_eq!(passes(&m, &schedule(&m), "wrec"), (1, 1));
+}
+
+/// The adjoint step recomputes the forward current in a sparse sweep (the weight
+/// `W_rec + A * P` is recomputed where needed, not kept), computes every elementwise
+/// adjoint and the sums it feeds in one dense pass, and needs a second dense pass only
+/// for what depends on those sums (the current's adjoint, the weight gradients).
+#[test]
+fn w1_adjoint_makes_two_dense_passes_and_one_sparse_pass() {
+    let m = lower_file("rules/networks/w1.rule");
+    let a = lang::diff::diff(&m).expect("diff").module;
+    let s = schedule(&a);
+    assert_eq!(passes(&a, &s, "wrec"), (2, 1));
+    // No synapse-sized buffers but the one value both dense passes need.
+    let syn_buffers = s
+        .materialized
+        .iter()
+        .filter(|&&e| matches!(a.space(e), Space::Syn(_)))
+        .count();
+    assert_eq!(syn_buffers, 1);
+}
