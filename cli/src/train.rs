@@ -152,11 +152,11 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
     .map_err(Error::Output)
 }
 
-fn task_metric(task: &benchmarks::tasks::W1Task) -> &str {
+fn task_metric(task: &benchmarks::tasks::env::EnvTask) -> &str {
     search::train::Task::metric_name(task)
 }
 
-fn task_options_text(task: &benchmarks::tasks::W1Task) -> String {
+fn task_options_text(task: &benchmarks::tasks::env::EnvTask) -> String {
     search::train::Task::options(task).to_string()
 }
 

@@ -19,8 +19,11 @@ use std::sync::Mutex;
 pub trait EpisodeLoss<T: Elem>: Sync {
     /// What an episode accumulates during its forward pass (readouts, say).
     type Acc: Send + Default;
-    /// Sets the episode's input variables for step `t`.
-    fn inputs(&self, b: usize, t: usize, ep: &mut Episode<'_, T>);
+    /// Sets the episode's input variables for step `t`. The values may depend on what
+    /// the episode did so far, through `acc` (a closed-loop task: the reward of a
+    /// decision): it is called once per step, in order, in the first forward pass, and
+    /// [`bptt`] records the input variables and replays them wherever it recomputes.
+    fn inputs(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &mut Self::Acc);
     /// After forward step `t`: looks at the episode's state.
     fn observe(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &mut Self::Acc);
     /// Before the adjoint of step `t`: adds dL/d(state after step t) into the adjoint
@@ -97,6 +100,16 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         .filter(|(_, v)| matches!(v.kind, VarKind::State { .. }))
         .map(|(h, _)| h)
         .collect();
+    let input_vars: Vec<VarId> = m
+        .vars
+        .iter()
+        .filter(|(_, v)| v.kind == VarKind::Input)
+        .map(|(h, _)| h)
+        .collect();
+    let input_len: usize = input_vars
+        .iter()
+        .map(|&v| m.space_size(m.vars[v].space))
+        .sum();
     let k_seg = checkpoint.max(1);
     let n_seg = steps.div_ceil(k_seg);
     let accs: Mutex<Vec<(usize, L::Acc)>> = Mutex::new(Vec::new());
@@ -110,16 +123,30 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
                 ep.var(v).copy_from_slice(x);
             }
         };
+        // Every step's inputs, as the loss set them in the first pass.
+        let mut recorded: Vec<T> = Vec::with_capacity(steps * input_len);
         let mut acc = L::Acc::default();
         let mut checkpoints = Vec::with_capacity(n_seg);
         for t in 0..steps {
             if t % k_seg == 0 {
                 checkpoints.push(save(ep));
             }
-            loss.inputs(b, t, ep);
+            loss.inputs(b, t, ep, &mut acc);
+            for &v in &input_vars {
+                recorded.extend_from_slice(ep.var(v));
+            }
             ep.step_prefix(&fwd);
             loss.observe(b, t, ep, &mut acc);
         }
+        let replay = |ep: &mut Episode<'_, T>, t: usize| {
+            let mut at = t * input_len;
+            for &v in &input_vars {
+                let x = ep.var(v);
+                x.copy_from_slice(&recorded[at..at + x.len()]);
+                at += x.len();
+            }
+        };
+
         // One segment's states, allocated once and overwritten by every segment (fresh
         // allocations of synapse-sized states each step cost page faults).
         let mut segment: Vec<Vec<Vec<T>>> = Vec::with_capacity(k_seg);
@@ -135,12 +162,12 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
                     }
                     None => segment.push(save(ep)),
                 }
-                loss.inputs(b, t, ep);
+                replay(ep, t);
                 ep.step_prefix(&fwd);
             }
             for t in (t0..t1).rev() {
                 load(ep, &segment[t - t0]);
-                loss.inputs(b, t, ep);
+                replay(ep, t);
                 loss.seed(b, t, ep, &acc);
                 ep.step();
             }

@@ -17,12 +17,23 @@
 //! a 0 bit at `low`, per step), then go, reward +, reward -.
 //!
 //! Metric: mean reward over the second half of the episode's trials (the maximum is 1,
-//! chance 0).
+//! chance 0). The network needs an input of `bits + 3` channels and a readout of 2.
+//!
+//! | option | default | meaning |
+//! |---|---|---|
+//! | `trials` | 20 | trials per episode |
+//! | `bits` | 20 | bits per cue |
+//! | `window` | 20 | steps per window (cue, cue, go, feedback) |
+//! | `high` | 0.2 | spike probability per step of an active channel |
+//! | `low` | 0.005 | spike probability per step of an inactive channel |
 
-use super::env::{spike, Env, Window};
+use super::env::{spike, Env, EnvTask, Options, Window};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use search::train::TrainError;
+use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// The task's options.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +63,41 @@ impl Default for CueReward {
 }
 
 impl CueReward {
+    /// The task with `options` (a JSON object; unknown fields are errors).
+    pub fn task(options: &Value) -> Result<EnvTask, TrainError> {
+        let d = CueReward::default();
+        let mut o = Options::new("cue-reward", options)?;
+        let c = CueReward {
+            trials: o.count("trials", d.trials)?,
+            bits: o.count("bits", d.bits)?,
+            window: o.count("window", d.window)?,
+            high: o.number("high", d.high, 0.0, 1.0)?,
+            low: o.number("low", d.low, 0.0, 1.0)?,
+        };
+        let (input, readout) = (o.name("input")?, o.name("readout")?);
+        if c.bits < 3 {
+            return Err(
+                o.error("`bits` must be at least 3 (4 cues, a third of the bits apart)".into())
+            );
+        }
+        o.finish()?;
+        let opts = json!({
+            "trials": c.trials, "bits": c.bits, "window": c.window, "high": c.high,
+            "low": c.low, "input": input, "readout": readout,
+        });
+        Ok(EnvTask {
+            name: "cue-reward".into(),
+            options: opts,
+            metric: "reward".into(),
+            steps: c.steps(),
+            channels: Some(c.channels()),
+            classes: Some(2),
+            input,
+            readout,
+            make: Arc::new(move |seed, _, _| Box::new(c.episode(seed)) as Box<dyn Env>),
+        })
+    }
+
     /// Input channels the network needs.
     pub fn channels(&self) -> usize {
         self.bits + 3
@@ -68,7 +114,8 @@ impl CueReward {
         let mut cues: Vec<Vec<bool>> = Vec::new();
         while cues.len() < 4 {
             let c: Vec<bool> = (0..self.bits).map(|_| rng.gen()).collect();
-            let far = |d: &Vec<bool>| c.iter().zip(d).filter(|(a, b)| a != b).count() >= self.bits / 3;
+            let far =
+                |d: &Vec<bool>| c.iter().zip(d).filter(|(a, b)| a != b).count() >= self.bits / 3;
             if c.iter().any(|&b| b) && cues.iter().all(far) {
                 cues.push(c);
             }
@@ -137,9 +184,8 @@ impl Env for CueRewardEpisode {
         match phase {
             0 | 1 => {
                 let cue = self.shown[trial][phase];
-                for j in 0..bits {
-                    let p = if self.cues[cue][j] { high } else { low };
-                    x[j] = spike(&mut self.rng, p);
+                for (xj, &bit) in x[..bits].iter_mut().zip(&self.cues[cue]) {
+                    *xj = spike(&mut self.rng, if bit { high } else { low });
                 }
                 0.0
             }
@@ -168,7 +214,8 @@ impl Env for CueRewardEpisode {
         let answer = self.answer(trial);
         let (decision, loss, seeds) = self.window.close(answer, self.task.trials);
         self.loss += loss;
-        self.rewards.push(if decision == answer { 1.0 } else { -1.0 });
+        self.rewards
+            .push(if decision == answer { 1.0 } else { -1.0 });
         seeds
     }
 
@@ -247,7 +294,8 @@ mod tests {
                         *c += v;
                     }
                     if k + 1 == w {
-                        let counts = std::mem::replace(&mut self.counts[phase], vec![0.0; self.task.bits]);
+                        let counts =
+                            std::mem::replace(&mut self.counts[phase], vec![0.0; self.task.bits]);
                         self.trial_cues[phase] = self.identify(&counts);
                     }
                 }

@@ -13,8 +13,15 @@
 //! episode's loss is the mean over its decisions. Metrics are the tasks' own (reward
 //! in the second half of the episode, fraction correct, ...).
 
+use jit::grad::EpisodeLoss;
+use jit::run::{Elem, Episode};
+use lang::diff::Adjoint;
+use lang::ir::{Module, Space, VarId, VarKind};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use search::train::{Score, Task, TrainError};
+use serde_json::Value;
+use std::sync::Arc;
 
 /// One episode of a closed-loop task.
 pub trait Env: Send {
@@ -57,7 +64,11 @@ impl Window {
     }
 
     /// Closes the window: (decision, loss, seeds), and empties it.
-    pub fn close(&mut self, answer: usize, decisions: usize) -> (usize, f64, Vec<(usize, Vec<f64>)>) {
+    pub fn close(
+        &mut self,
+        answer: usize,
+        decisions: usize,
+    ) -> (usize, f64, Vec<(usize, Vec<f64>)>) {
         let n = self.steps.len().max(1) as f64;
         let mean: Vec<f64> = self.sum.iter().map(|s| s / n).collect();
         let mx = mean.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -115,6 +126,364 @@ pub struct RandomPolicy {
 impl Policy for RandomPolicy {
     fn act(&mut self, _: usize, _: &[f64], _: f64) -> Vec<f64> {
         (0..self.classes).map(|_| self.rng.gen::<f64>()).collect()
+    }
+}
+
+/// Makes the episode of a seed, for a network with `channels` input channels and a
+/// readout of `classes` values.
+pub type EnvFactory = dyn Fn(u64, usize, usize) -> Box<dyn Env> + Send + Sync;
+
+/// A task made of [`Env`] episodes, for `ruleopt train`.
+#[derive(Clone)]
+pub struct EnvTask {
+    /// `--task` name.
+    pub name: String,
+    /// The options, all fields given or defaulted.
+    pub options: Value,
+    /// What the metric is.
+    pub metric: String,
+    /// Steps per episode.
+    pub steps: usize,
+    /// Input channels it drives (`None`: as many as the network's input has).
+    pub channels: Option<usize>,
+    /// Readout values it needs (`None`: as many as the network's readout has, >= 2).
+    pub classes: Option<usize>,
+    /// The input that receives the spikes (`None`: the network's only `input`).
+    pub input: Option<String>,
+    /// The readout that answers (`None`: the network's first).
+    pub readout: Option<String>,
+    /// The episodes.
+    pub make: Arc<EnvFactory>,
+}
+
+/// The variables a task uses in a module.
+#[derive(Clone, Copy, Debug)]
+struct Vars {
+    x: VarId,
+    reward: Option<VarId>,
+    y: VarId,
+    adj_y: VarId,
+    channels: usize,
+    classes: usize,
+}
+
+impl EnvTask {
+    fn vars(&self, m: &Module, adj: &Adjoint) -> Result<Vars, TrainError> {
+        let bad =
+            |msg: String| TrainError::Task(format!("{} on network `{}`: {msg}", self.name, m.name));
+        let inputs: Vec<(VarId, &str)> = m
+            .vars
+            .iter()
+            .filter(|(_, v)| v.kind == VarKind::Input && v.name.ends_with(".out"))
+            .map(|(h, v)| (h, v.name.trim_end_matches(".out")))
+            .collect();
+        let x = match &self.input {
+            Some(name) => inputs
+                .iter()
+                .find(|(_, n)| n == name)
+                .map(|&(h, _)| h)
+                .ok_or_else(|| bad(format!("no input named `{name}`")))?,
+            None => match inputs.as_slice() {
+                [(h, _)] => *h,
+                [] => return Err(bad("it has no `input`".into())),
+                _ => {
+                    return Err(bad(format!(
+                        "it has several inputs ({}): choose one with the `input` option",
+                        inputs
+                            .iter()
+                            .map(|(_, n)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+            },
+        };
+        let y = match &self.readout {
+            Some(name) => m
+                .readouts
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|&(_, v)| v)
+                .ok_or_else(|| bad(format!("no readout named `{name}`")))?,
+            None => m
+                .readouts
+                .first()
+                .map(|&(_, v)| v)
+                .ok_or_else(|| bad("it has no `readout`".into()))?,
+        };
+        let channels = m.space_size(m.vars[x].space);
+        if let Some(c) = self.channels {
+            if c != channels {
+                return Err(bad(format!(
+                    "the task drives {c} input channels, but `{}` has {channels}",
+                    m.vars[x].name.trim_end_matches(".out")
+                )));
+            }
+        }
+        let classes = match m.vars[y].space {
+            Space::Pop(p) => m.pops[p].size,
+            _ => 1,
+        };
+        match self.classes {
+            Some(k) if k != classes => {
+                return Err(bad(format!(
+                    "the task needs a readout of {k} values, but `{}` has {classes}",
+                    m.vars[y].name
+                )))
+            }
+            None if classes < 2 => {
+                return Err(bad(format!(
+                    "the readout `{}` has {classes} value(s): a decision needs one per choice (at least 2)",
+                    m.vars[y].name
+                )))
+            }
+            _ => {}
+        }
+        let adj_y = adj
+            .adj
+            .iter()
+            .find(|(s, _)| *s == y)
+            .map(|&(_, a)| a)
+            .ok_or_else(|| bad(format!("the readout `{}` has no adjoint", m.vars[y].name)))?;
+        let reward = m
+            .var_by_name("reward")
+            .filter(|&v| m.vars[v].kind == VarKind::Input && m.vars[v].space == Space::Global);
+        Ok(Vars {
+            x,
+            reward,
+            y,
+            adj_y,
+            channels,
+            classes,
+        })
+    }
+
+    /// The seed of episode `b` of the batch drawn from `seed`.
+    fn episode_seed(seed: u64, b: usize) -> u64 {
+        let mut z = seed ^ (b as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        z = (z ^ (z >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z ^ (z >> 29)
+    }
+}
+
+/// A batch of [`Env`] episodes.
+pub struct EnvBatch {
+    task: EnvTask,
+    vars: Vars,
+    seed: u64,
+    episodes: usize,
+    steps: usize,
+    /// The episodes' seeds, if not derived from the batch's seed (tests).
+    pub fixed_seeds: Option<Vec<u64>>,
+}
+
+/// What an [`Env`] episode keeps through its forward pass.
+#[derive(Default)]
+pub struct EnvAcc {
+    env: Option<Box<dyn Env>>,
+    /// Per step: dL/dy, where known.
+    seeds: Vec<Option<Vec<f64>>>,
+    x: Vec<f64>,
+    /// The episode's loss and metric, after its last step.
+    pub loss: f64,
+    /// The task's metric.
+    pub metric: f64,
+    /// Reward per trial.
+    pub rewards: Vec<f64>,
+}
+
+impl<T: Elem> EpisodeLoss<T> for EnvBatch {
+    type Acc = EnvAcc;
+
+    fn inputs(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &mut EnvAcc) {
+        let v = self.vars;
+        let env = acc.env.get_or_insert_with(|| {
+            let seed = match &self.fixed_seeds {
+                Some(s) => s[b],
+                None => EnvTask::episode_seed(self.seed, b),
+            };
+            (self.task.make)(seed, v.channels, v.classes)
+        });
+        acc.x.clear();
+        acc.x.resize(v.channels, 0.0);
+        let r = env.input(t, &mut acc.x);
+        for (d, &s) in ep.var(v.x).iter_mut().zip(&acc.x) {
+            *d = T::from_f64(s);
+        }
+        if let Some(rv) = v.reward {
+            ep.var(rv)[0] = T::from_f64(r);
+        }
+    }
+
+    fn observe(&self, _: usize, t: usize, ep: &mut Episode<'_, T>, acc: &mut EnvAcc) {
+        let y: Vec<f64> = ep.var(self.vars.y).iter().map(|v| v.to_f64()).collect();
+        let Some(env) = acc.env.as_mut() else { return };
+        if acc.seeds.len() < self.steps {
+            acc.seeds.resize(self.steps, None);
+        }
+        for (s, g) in env.output(t, &y) {
+            if let Some(slot) = acc.seeds.get_mut(s) {
+                match slot {
+                    Some(old) => old.iter_mut().zip(&g).for_each(|(o, n)| *o += n),
+                    None => *slot = Some(g),
+                }
+            }
+        }
+        if t + 1 == self.steps {
+            acc.loss = env.loss();
+            acc.metric = env.metric();
+            acc.rewards = env.trial_rewards();
+            acc.env = None;
+        }
+    }
+
+    fn seed(&self, _: usize, t: usize, ep: &mut Episode<'_, T>, acc: &EnvAcc) {
+        let Some(Some(g)) = acc.seeds.get(t) else {
+            return;
+        };
+        let scale = 1.0 / self.episodes as f64;
+        for (d, &gk) in ep.var(self.vars.adj_y).iter_mut().zip(g) {
+            *d = T::from_f64(d.to_f64() + gk * scale);
+        }
+    }
+}
+
+impl Task for EnvTask {
+    type Acc = EnvAcc;
+    type Batch = EnvBatch;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn options(&self) -> Value {
+        self.options.clone()
+    }
+
+    fn metric_name(&self) -> &str {
+        &self.metric
+    }
+
+    fn steps(&self) -> usize {
+        self.steps
+    }
+
+    fn batch(
+        &self,
+        m: &Module,
+        adj: &Adjoint,
+        episodes: usize,
+        seed: u64,
+    ) -> Result<EnvBatch, TrainError> {
+        Ok(EnvBatch {
+            task: self.clone(),
+            vars: self.vars(m, adj)?,
+            seed,
+            episodes,
+            steps: self.steps,
+            fixed_seeds: None,
+        })
+    }
+
+    fn score(&self, _: &EnvBatch, accs: &[EnvAcc]) -> Score {
+        let n = accs.len().max(1) as f64;
+        Score {
+            loss: accs.iter().map(|a| a.loss).sum::<f64>() / n,
+            metric: accs.iter().map(|a| a.metric).sum::<f64>() / n,
+        }
+    }
+}
+
+/// Reads a task's options: a JSON object with known fields, each checked by name.
+pub struct Options {
+    task: String,
+    obj: serde_json::Map<String, Value>,
+    used: Vec<&'static str>,
+}
+
+impl Options {
+    /// The options of `task` (null means all defaults).
+    pub fn new(task: &str, options: &Value) -> Result<Options, TrainError> {
+        let obj = match options {
+            Value::Null => serde_json::Map::new(),
+            Value::Object(o) => o.clone(),
+            _ => {
+                return Err(TrainError::Task(format!(
+                    "{task}: options must be a JSON object"
+                )))
+            }
+        };
+        Ok(Options {
+            task: task.to_string(),
+            obj,
+            used: Vec::new(),
+        })
+    }
+
+    fn bad(&self, msg: String) -> TrainError {
+        TrainError::Task(format!("{}: {msg}", self.task))
+    }
+
+    /// A positive integer.
+    pub fn count(&mut self, k: &'static str, default: usize) -> Result<usize, TrainError> {
+        self.used.push(k);
+        match self.obj.get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .filter(|&n| n >= 1)
+                .map(|n| n as usize)
+                .ok_or_else(|| self.bad(format!("`{k}` must be a positive integer, not {v}"))),
+        }
+    }
+
+    /// A number in `[lo, hi]`.
+    pub fn number(
+        &mut self,
+        k: &'static str,
+        default: f64,
+        lo: f64,
+        hi: f64,
+    ) -> Result<f64, TrainError> {
+        self.used.push(k);
+        match self.obj.get(k) {
+            None => Ok(default),
+            Some(v) => v.as_f64().filter(|x| (lo..=hi).contains(x)).ok_or_else(|| {
+                self.bad(format!("`{k}` must be a number in [{lo}, {hi}], not {v}"))
+            }),
+        }
+    }
+
+    /// A name.
+    pub fn name(&mut self, k: &'static str) -> Result<Option<String>, TrainError> {
+        self.used.push(k);
+        match self.obj.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.bad(format!("`{k}` must be a name, not {v}"))),
+        }
+    }
+
+    /// Errors on a field no getter asked for (with a suggestion).
+    pub fn finish(self) -> Result<(), TrainError> {
+        for k in self.obj.keys() {
+            if !self.used.contains(&k.as_str()) {
+                let mut msg = format!(
+                    "unknown option `{k}`; the options are {}",
+                    self.used.join(", ")
+                );
+                if let Some(h) = lang::diag::did_you_mean(k, self.used.iter().copied()) {
+                    msg = format!("{msg} ({h})");
+                }
+                return Err(self.bad(msg));
+            }
+        }
+        Ok(())
+    }
+
+    /// A custom error about these options.
+    pub fn error(&self, msg: String) -> TrainError {
+        self.bad(msg)
     }
 }
 

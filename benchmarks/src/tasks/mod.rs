@@ -1,38 +1,45 @@
-//! Tasks for `ruleopt train`, selected by name with options as JSON.
+//! Tasks for `ruleopt train`, selected by name with options as JSON: episodes of a
+//! closed-loop environment ([`env::Env`]) each, fed to the network step by step.
 //!
-//! - `w1` — W1's episode (`W1.md`): Bernoulli spike inputs on every channel of the
-//!   network's `input`, a class per episode, loss = cross-entropy of the readout's mean
-//!   over the last `last` steps. W1.md draws the class independently of the inputs
-//!   (`contrast = 0`, the benchmark's setting: nothing to learn but the class prior);
-//!   the default `contrast = 0.5` makes the class visible: the channels of the class's
-//!   group (channels split into as many contiguous groups as the readout has classes)
-//!   fire at `rate (1 + contrast)`, the others at `rate (1 - contrast / (K - 1))`.
-//!   Metric: accuracy (argmax of the readout's mean).
-//!
-//! | option | default | meaning |
+//! | task | what | module |
 //! |---|---|---|
-//! | `steps` | 1000 | steps per episode |
-//! | `rate` | 0.02 | mean spike probability per channel and step |
-//! | `contrast` | 0.5 | how much the class changes the rates, in `[0, 1]` |
-//! | `last` | 50 | the readout is averaged over the last `last` steps |
-//! | `input` | the network's one `input` | the input that receives the spikes |
-//! | `readout` | the network's first readout | its size is the number of classes |
+//! | `w1` | W1's classification episode, the class made visible by default | [`w1`] |
+//! | `cue-reward` | Backpropamine's cue-reward association, in spikes | [`cue_reward`] |
+//!
+//! Each module's doc lists its options. Every task also takes `input` (which network
+//! input receives its spikes; default: the network's only one) and `readout` (which
+//! readout answers; default: the first).
 
 pub mod cue_reward;
 pub mod env;
+pub mod w1;
 
 use crate::w1::Inputs;
+use env::EnvTask;
 use jit::grad::EpisodeLoss;
 use jit::run::{Elem, Episode};
 use lang::diff::Adjoint;
-use lang::ir::{Module, Space, VarId, VarKind};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use search::train::{Score, Task, TrainError};
-use serde_json::{json, Value};
+use lang::ir::{Module, VarId};
+use search::train::{Score, TrainError};
+use serde_json::Value;
 
 /// The names `--task` accepts.
-pub const TASKS: &[&str] = &["w1"];
+pub const TASKS: &[&str] = &["w1", "cue-reward"];
+
+/// The task named `name` with `options`.
+pub fn by_name(name: &str, options: &Value) -> Result<EnvTask, TrainError> {
+    match name {
+        "w1" => w1::W1::task(options),
+        "cue-reward" => cue_reward::CueReward::task(options),
+        _ => {
+            let mut msg = format!("unknown task `{name}`; the tasks are {}", TASKS.join(", "));
+            if let Some(h) = lang::diag::did_you_mean(name, TASKS.iter().copied()) {
+                msg = format!("{msg} ({h})");
+            }
+            Err(TrainError::Task(msg))
+        }
+    }
+}
 
 /// A batch of classification episodes: spike inputs into `x`, the readout `y`
 /// averaged over the last steps, cross-entropy seeded into `adj_y`.
@@ -112,7 +119,7 @@ impl<T: Elem> EpisodeLoss<T> for ClassifyBatch {
     /// Sum of the readout over the last steps.
     type Acc = Vec<f64>;
 
-    fn inputs(&self, b: usize, t: usize, ep: &mut Episode<'_, T>) {
+    fn inputs(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, _: &mut Vec<f64>) {
         let k = self.inputs.batch * self.channels;
         let x = &self.inputs.x[t * k + b * self.channels..t * k + (b + 1) * self.channels];
         for (d, &s) in ep.var(self.x).iter_mut().zip(x) {
@@ -168,237 +175,19 @@ pub fn cross_entropy_and_accuracy(logits: &[f64], classes: usize, labels: &[usiz
     }
 }
 
-/// The `w1` task (see the module doc).
-#[derive(Clone, Debug, PartialEq)]
-pub struct W1Task {
-    steps: usize,
-    rate: f64,
-    contrast: f64,
-    last: usize,
-    input: Option<String>,
-    readout: Option<String>,
-}
-
-impl W1Task {
-    /// The task with `options` (a JSON object; unknown fields are errors).
-    pub fn new(options: &Value) -> Result<W1Task, TrainError> {
-        let bad = |msg: String| TrainError::Task(format!("w1: {msg}"));
-        let obj = match options {
-            Value::Null => serde_json::Map::new(),
-            Value::Object(o) => o.clone(),
-            _ => return Err(bad("options must be a JSON object".into())),
-        };
-        const FIELDS: [&str; 6] = ["steps", "rate", "contrast", "last", "input", "readout"];
-        for k in obj.keys() {
-            if !FIELDS.contains(&k.as_str()) {
-                let mut msg = format!(
-                    "unknown option `{k}`; the options are {}",
-                    FIELDS.join(", ")
-                );
-                if let Some(h) = lang::diag::did_you_mean(k, FIELDS) {
-                    msg = format!("{msg} ({h})");
-                }
-                return Err(bad(msg));
-            }
-        }
-        let uint = |k: &str, d: usize| -> Result<usize, TrainError> {
-            match obj.get(k) {
-                None => Ok(d),
-                Some(v) => v
-                    .as_u64()
-                    .filter(|&n| n >= 1)
-                    .map(|n| n as usize)
-                    .ok_or_else(|| bad(format!("`{k}` must be a positive integer, not {v}"))),
-            }
-        };
-        let num = |k: &str, d: f64, lo: f64, hi: f64| -> Result<f64, TrainError> {
-            match obj.get(k) {
-                None => Ok(d),
-                Some(v) => v
-                    .as_f64()
-                    .filter(|x| (lo..=hi).contains(x))
-                    .ok_or_else(|| bad(format!("`{k}` must be a number in [{lo}, {hi}], not {v}"))),
-            }
-        };
-        let text = |k: &str| -> Result<Option<String>, TrainError> {
-            match obj.get(k) {
-                None => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(v) => Err(bad(format!("`{k}` must be a name, not {v}"))),
-            }
-        };
-        let task = W1Task {
-            steps: uint("steps", crate::w1::STEPS)?,
-            rate: num("rate", crate::w1::P_IN, 0.0, 1.0)?,
-            contrast: num("contrast", 0.5, 0.0, 1.0)?,
-            last: uint("last", crate::w1::LAST)?,
-            input: text("input")?,
-            readout: text("readout")?,
-        };
-        if task.last > task.steps {
-            return Err(bad(format!(
-                "`last` ({}) is more than `steps` ({})",
-                task.last, task.steps
-            )));
-        }
-        if task.rate * (1.0 + task.contrast) > 1.0 {
-            return Err(bad("`rate * (1 + contrast)` must be at most 1".into()));
-        }
-        Ok(task)
-    }
-
-    /// The input and readout variables of `m` this task uses.
-    fn vars(&self, m: &Module) -> Result<(VarId, VarId), TrainError> {
-        let bad = |msg: String| TrainError::Task(format!("w1 on network `{}`: {msg}", m.name));
-        let inputs: Vec<(VarId, &str)> = m
-            .vars
-            .iter()
-            .filter(|(_, v)| v.kind == VarKind::Input && v.name.ends_with(".out"))
-            .map(|(h, v)| (h, v.name.trim_end_matches(".out")))
-            .collect();
-        let x = match &self.input {
-            Some(name) => inputs
-                .iter()
-                .find(|(_, n)| n == name)
-                .map(|&(h, _)| h)
-                .ok_or_else(|| bad(format!("no input named `{name}`")))?,
-            None => match inputs.as_slice() {
-                [(h, _)] => *h,
-                [] => return Err(bad("it has no `input`".into())),
-                _ => {
-                    return Err(bad(format!(
-                        "it has several inputs ({}): choose one with the `input` option",
-                        inputs
-                            .iter()
-                            .map(|(_, n)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )))
-                }
-            },
-        };
-        let y = match &self.readout {
-            Some(name) => m
-                .readouts
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|&(_, v)| v)
-                .ok_or_else(|| bad(format!("no readout named `{name}`")))?,
-            None => m
-                .readouts
-                .first()
-                .map(|&(_, v)| v)
-                .ok_or_else(|| bad("it has no `readout`".into()))?,
-        };
-        let classes = match m.vars[y].space {
-            Space::Pop(p) => m.pops[p].size,
-            _ => 1,
-        };
-        if classes < 2 {
-            return Err(bad(format!(
-                "the readout `{}` has {classes} value(s): classification needs one per class (at least 2)",
-                m.vars[y].name
-            )));
-        }
-        Ok((x, y))
-    }
-
-    /// Episodes drawn from `seed`: a class each, then the spikes.
-    pub fn inputs(&self, channels: usize, classes: usize, episodes: usize, seed: u64) -> Inputs {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(3);
-        let labels: Vec<usize> = (0..episodes).map(|_| rng.gen_range(0..classes)).collect();
-        let low = self.rate * (1.0 - self.contrast / (classes - 1).max(1) as f64);
-        let high = self.rate * (1.0 + self.contrast);
-        let group = |j: usize| j * classes / channels.max(1);
-        let mut x = Vec::with_capacity(self.steps * episodes * channels);
-        for _ in 0..self.steps {
-            for &c in &labels {
-                for j in 0..channels {
-                    let p = if group(j) == c { high } else { low };
-                    x.push(if rng.gen::<f64>() < p { 1.0 } else { 0.0 });
-                }
-            }
-        }
-        Inputs {
-            steps: self.steps,
-            batch: episodes,
-            x,
-            labels,
-        }
-    }
-}
-
-impl Task for W1Task {
-    type Acc = Vec<f64>;
-    type Batch = ClassifyBatch;
-
-    fn name(&self) -> &str {
-        "w1"
-    }
-
-    fn options(&self) -> Value {
-        json!({
-            "steps": self.steps, "rate": self.rate, "contrast": self.contrast,
-            "last": self.last, "input": self.input, "readout": self.readout,
-        })
-    }
-
-    fn metric_name(&self) -> &str {
-        "accuracy"
-    }
-
-    fn steps(&self) -> usize {
-        self.steps
-    }
-
-    fn batch(
-        &self,
-        m: &Module,
-        adj: &Adjoint,
-        episodes: usize,
-        seed: u64,
-    ) -> Result<ClassifyBatch, TrainError> {
-        let (x, y) = self.vars(m)?;
-        let inputs = self.inputs(
-            m.space_size(m.vars[x].space),
-            m.space_size(m.vars[y].space),
-            episodes,
-            seed,
-        );
-        ClassifyBatch::new(m, adj, inputs, x, y, self.last).map_err(TrainError::Task)
-    }
-
-    fn score(&self, batch: &ClassifyBatch, accs: &[Vec<f64>]) -> Score {
-        cross_entropy_and_accuracy(&batch.logits(accs), batch.classes, &batch.inputs.labels)
-    }
-}
-
-/// The task named `name` with `options`.
-pub fn by_name(name: &str, options: &Value) -> Result<W1Task, TrainError> {
-    match name {
-        "w1" => W1Task::new(options),
-        _ => {
-            let mut msg = format!("unknown task `{name}`; the tasks are {}", TASKS.join(", "));
-            if let Some(h) = lang::diag::did_you_mean(name, TASKS.iter().copied()) {
-                msg = format!("{msg} ({h})");
-            }
-            Err(TrainError::Task(msg))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::env::Env;
     use super::*;
-    use search::train::{TrainConfig, Trainer};
+    use search::train::{Task, TrainConfig, Trainer};
+    use serde_json::json;
 
     fn small_w1() -> Module {
         crate::w1::module(12).expect("W1 lowers")
     }
 
-    fn task() -> W1Task {
-        W1Task::new(&json!({"steps": 120, "contrast": 0.8, "last": 20})).unwrap()
+    fn task() -> EnvTask {
+        by_name("w1", &json!({"steps": 120, "contrast": 0.8, "last": 20})).unwrap()
     }
 
     fn cfg(iterations: usize) -> TrainConfig {
@@ -418,16 +207,23 @@ mod tests {
     }
 
     #[test]
-    fn inputs_follow_the_class_and_rates() {
-        let t = W1Task::new(&json!({"steps": 4000, "rate": 0.05, "contrast": 0.6})).unwrap();
-        let inp = t.inputs(40, 2, 4, 9);
-        assert_eq!(inp.x.len(), 4000 * 4 * 40);
-        for b in 0..4 {
-            let c = inp.labels[b];
+    fn w1_inputs_follow_the_class_and_rates() {
+        let w = w1::W1 {
+            steps: 4000,
+            rate: 0.05,
+            contrast: 0.6,
+            last: 50,
+        };
+        for seed in 0..4 {
+            let mut ep = w.episode(seed, 40, 2);
+            let c = ep.label;
             let mut count = [0.0; 2];
-            for s in 0..4000 {
-                for j in 0..40 {
-                    count[j * 2 / 40] += f64::from(inp.x[(s * 4 + b) * 40 + j]);
+            let mut x = vec![0.0; 40];
+            for t in 0..4000 {
+                x.iter_mut().for_each(|v| *v = 0.0);
+                ep.input(t, &mut x);
+                for (j, v) in x.iter().enumerate() {
+                    count[j * 2 / 40] += v;
                 }
             }
             let rate = |g: usize| count[g] / (4000.0 * 20.0);
@@ -445,15 +241,90 @@ mod tests {
             );
         }
         // Contrast 0 is W1.md's distribution: every channel at `rate`.
-        let t0 = W1Task::new(&json!({"contrast": 0})).unwrap();
-        let inp = t0.inputs(40, 2, 8, 1);
-        let mean = inp.x.iter().map(|&v| f64::from(v)).sum::<f64>() / inp.x.len() as f64;
-        assert!((mean - 0.02).abs() < 0.001, "{mean}");
+        let w0 = w1::W1 { contrast: 0.0, ..w };
+        assert_eq!(w0.rate_of(3, 1, 40, 2), 0.05);
+        assert_eq!(w0.rate_of(30, 1, 40, 2), 0.05);
+    }
+
+    /// The `w1` task's loss and gradient are the W1 benchmark's on the same inputs.
+    #[test]
+    fn the_w1_task_equals_the_w1_benchmark_loss() {
+        let m = small_w1();
+        let adj = lang::diff::diff(&m).unwrap();
+        let w = w1::W1 {
+            steps: 150,
+            rate: 0.05,
+            contrast: 0.5,
+            last: 30,
+        };
+        let eps: Vec<_> = (0..3).map(|b| w.episode(100 + b, 40, 2)).collect();
+        let labels: Vec<usize> = eps.iter().map(|e| e.label).collect();
+        // Replay the episodes' inputs into the benchmark's format.
+        let mut xs = vec![0.0f32; 150 * 3 * 40];
+        for (b, mut e) in eps.into_iter().enumerate() {
+            let mut x = vec![0.0; 40];
+            for t in 0..150 {
+                x.iter_mut().for_each(|v| *v = 0.0);
+                e.input(t, &mut x);
+                for (j, v) in x.iter().enumerate() {
+                    xs[(t * 3 + b) * 40 + j] = *v as f32;
+                }
+            }
+        }
+        let inputs = Inputs {
+            steps: 150,
+            batch: 3,
+            x: xs,
+            labels,
+        };
+        let kernels = jit::grad::GradKernels::compile(
+            &m,
+            &adj,
+            jit::Options {
+                precision: jit::Precision::F64,
+            },
+        )
+        .unwrap();
+        let inst = lang::init::instantiate(&m, 1).unwrap();
+        let x = m.var_by_name("x.out").unwrap();
+        let y = m.var_by_name("out.y").unwrap();
+        let bench = ClassifyBatch::new(&m, &adj, inputs, x, y, 30).unwrap();
+        let g1 =
+            jit::grad::bptt::<f64, _>(&kernels, &m, &adj, &inst, 3, 0, 150, 10, &bench).unwrap();
+        let s1 = cross_entropy_and_accuracy(&bench.logits(&g1.accs), 2, &bench.inputs.labels);
+        // The same episodes through the task: seeds 100.. are what `make` gets when
+        // asked for them directly.
+        let t = by_name(
+            "w1",
+            &json!({"steps": 150, "rate": 0.05, "contrast": 0.5, "last": 30}),
+        )
+        .unwrap();
+        let mut batch = t.batch(&m, &adj, 3, 0).unwrap();
+        batch.fixed_seeds = Some(vec![100, 101, 102]);
+        let g2 =
+            jit::grad::bptt::<f64, _>(&kernels, &m, &adj, &inst, 3, 0, 150, 10, &batch).unwrap();
+        let s2 = t.score(&batch, &g2.accs);
+        assert!(
+            (s1.loss - s2.loss).abs() < 1e-12,
+            "{} vs {}",
+            s1.loss,
+            s2.loss
+        );
+        assert_eq!(s1.metric, s2.metric);
+        for ((p, a), (_, b)) in g1.grads.iter().zip(&g2.grads) {
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x - y).abs() <= 1e-12 * (1.0 + x.abs()),
+                    "{}: {x} vs {y}",
+                    m.vars[*p].name
+                );
+            }
+        }
     }
 
     #[test]
     fn options_are_checked_by_name() {
-        let err = |o: Value| W1Task::new(&o).unwrap_err().to_string();
+        let err = |o: Value| by_name("w1", &o).err().unwrap().to_string();
         assert!(err(json!({"contrats": 0.1})).contains("unknown option `contrats`"));
         assert!(err(json!({"contrats": 0.1})).contains("contrast"));
         assert!(err(json!({"steps": 0})).contains("`steps` must be a positive integer"));
@@ -462,15 +333,20 @@ mod tests {
             err(json!({"steps": 10, "last": 20})).contains("`last` (20) is more than `steps` (10)")
         );
         assert!(err(json!([1])).contains("must be a JSON object"));
-        assert!(by_name("w2", &Value::Null)
-            .unwrap_err()
-            .to_string()
-            .contains("unknown task `w2`"));
+        let e = by_name("w2", &Value::Null).err().unwrap().to_string();
+        assert!(e.contains("unknown task `w2`"), "{e}");
         let m = small_w1();
         let adj = lang::diff::diff(&m).unwrap();
-        let t = W1Task::new(&json!({"input": "y"})).unwrap();
+        let t = by_name("w1", &json!({"input": "y"})).unwrap();
         let e = t.batch(&m, &adj, 2, 0).err().unwrap().to_string();
         assert!(e.contains("no input named `y`"), "{e}");
+        // cue-reward drives 23 channels; W1 has 40.
+        let t = by_name("cue-reward", &Value::Null).unwrap();
+        let e = t.batch(&m, &adj, 2, 0).err().unwrap().to_string();
+        assert!(
+            e.contains("drives 23 input channels, but `x` has 40"),
+            "{e}"
+        );
     }
 
     /// Training lowers the loss on held-out episodes (a batch no iteration trains on).

@@ -22,7 +22,7 @@ fn input_value(k: usize, t: usize, b: usize) -> f64 {
 
 impl EpisodeLoss<f64> for Final {
     type Acc = ();
-    fn inputs(&self, b: usize, t: usize, ep: &mut Episode<'_, f64>) {
+    fn inputs(&self, b: usize, t: usize, ep: &mut Episode<'_, f64>, _: &mut ()) {
         for &(v, n) in &self.inputs {
             for (k, x) in ep.var(v)[..n].iter_mut().enumerate() {
                 *x = input_value(k, t, b);
