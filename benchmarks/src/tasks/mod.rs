@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `w1` | W1's classification episode, the class made visible by default | [`w1`] |
 //! | `cue-reward` | Backpropamine's cue-reward association, in spikes | [`cue_reward`] |
+//! | `t-maze` | Soltoggio et al.'s T-maze, the high reward switching sides once | [`t_maze`] |
 //!
 //! Each module's doc lists its options. Every task also takes `input` (which network
 //! input receives its spikes; default: the network's only one) and `readout` (which
@@ -12,6 +13,7 @@
 
 pub mod cue_reward;
 pub mod env;
+pub mod t_maze;
 pub mod w1;
 
 use crate::w1::Inputs;
@@ -24,13 +26,14 @@ use search::train::{Score, TrainError};
 use serde_json::Value;
 
 /// The names `--task` accepts.
-pub const TASKS: &[&str] = &["w1", "cue-reward"];
+pub const TASKS: &[&str] = &["w1", "cue-reward", "t-maze"];
 
 /// The task named `name` with `options`.
 pub fn by_name(name: &str, options: &Value) -> Result<EnvTask, TrainError> {
     match name {
         "w1" => w1::W1::task(options),
         "cue-reward" => cue_reward::CueReward::task(options),
+        "t-maze" => t_maze::TMaze::task(options),
         _ => {
             let mut msg = format!("unknown task `{name}`; the tasks are {}", TASKS.join(", "));
             if let Some(h) = lang::diag::did_you_mean(name, TASKS.iter().copied()) {
