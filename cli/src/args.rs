@@ -71,7 +71,7 @@ pub enum Command {
     /// Meta-train a network's `learn` parameters on a task: Adam on gradients through
     /// whole episodes (BPTT through the plasticity), checkpointed every iteration.
     #[command(
-        after_help = "Writes into the output directory: log.jsonl (one line per iteration), checkpoint.json (after\nevery iteration; --resume continues from it), and at the end learned.rule (the network, self-\ncontained, with the learned values), learned.json (the values) and training.svg (the curves).\n\nTasks: w1 (options: steps, rate, contrast, last, input, readout), cue-reward (trials, bits, window,\nhigh, low, input, readout); see benchmarks/src/tasks/.\n\nExamples:\n  ruleopt train rules/networks/w1.rule --task w1 --iterations 50\n  ruleopt train net.rule --task w1 --task-options '{\"contrast\": 0.3, \"steps\": 500}' --lr 0.003\n  ruleopt train net.rule --out runs/a --resume"
+        after_help = "Writes into the output directory: log.jsonl (one line per iteration), checkpoint.json (after\nevery iteration; --resume continues from it), and at the end learned.rule (the network, self-\ncontained, with the learned values), learned.json (the values), eval.json (loss, metric and reward per\ntrial on held-out episodes) and training.svg (the curves).\n\nTasks: w1 (options: steps, rate, contrast, last, input, readout), cue-reward (trials, bits, window,\nhigh, low, input, readout); see benchmarks/src/tasks/.\n\nExamples:\n  ruleopt train rules/networks/w1.rule --task w1 --iterations 50\n  ruleopt train net.rule --task w1 --task-options '{\"contrast\": 0.3, \"steps\": 500}' --lr 0.003\n  ruleopt train net.rule --out runs/a --resume"
     )]
     Train(TrainArgs),
 }
@@ -237,6 +237,10 @@ pub struct TrainArgs {
     /// Continue the run in the output directory from its checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Episodes the learned parameters are evaluated on at the end (held out: no
+    /// iteration trains on them); 0 skips the evaluation.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub eval_episodes: u32,
 }
 
 /// `ruleopt bench`.

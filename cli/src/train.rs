@@ -78,6 +78,19 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
         writeln!(o.err, "{n}").map_err(Error::Output)?;
     }
     let result = result?;
+    // The learned parameters on held-out episodes.
+    let eval = if a.eval_episodes > 0 {
+        let seed = u64::MAX - a.seed;
+        let score = trainer.evaluate(a.eval_episodes as usize, seed)?;
+        let json = serde_json::json!({
+            "episodes": a.eval_episodes, "seed": seed, "loss": score.loss,
+            metric: score.metric, "trial_rewards": score.curve,
+        });
+        write_atomic(&dir.join("eval.json"), format!("{json}\n").as_bytes())?;
+        Some(score)
+    } else {
+        None
+    };
     // The learned values, as JSON and as a self-contained rule file.
     let values = result.learned.to_values(&module);
     write_atomic(&dir.join("learned.json"), values.to_json().as_bytes())?;
@@ -93,12 +106,16 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
             a.lr
         ),
         format!("Task options: {}", task_options_text(&task)),
-        match last {
-            Some(l) => format!(
+        match (&eval, last) {
+            (Some(e), _) => format!(
+                "Held-out episodes ({}): loss {:.6}, {metric} {:.4}.",
+                a.eval_episodes, e.loss, e.metric
+            ),
+            (None, Some(l)) => format!(
                 "Last iteration: loss {:.6}, {metric} {:.4}.",
                 l.score.loss, l.score.metric
             ),
-            None => "No iteration ran.".into(),
+            (None, None) => "No iteration ran.".into(),
         },
         "Values of non-scalar parameters: learned.json (internal units: ms).".into(),
     ];
@@ -107,7 +124,8 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
             .map_err(|e| Error::Init(format!("cannot write the learned rule: {e}")))?;
     write_atomic(&dir.join("learned.rule"), text.as_bytes())?;
     if !result.log.is_empty() {
-        let svg = curves_svg(&module.name, &a.task, metric, &result.log)?;
+        let curve = eval.as_ref().map_or(&[][..], |e| &e.curve[..]);
+        let svg = curves_svg(&module.name, &a.task, metric, &result.log, curve)?;
         write_atomic(&dir.join("training.svg"), svg.as_bytes())?;
     }
     // The summary.
@@ -122,6 +140,14 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
             l.score.metric,
             result.log.len(),
             result.log.iter().map(|r| r.seconds).sum::<f64>() / result.log.len() as f64
+        )
+        .map_err(Error::Output)?;
+    }
+    if let Some(e) = &eval {
+        writeln!(
+            o.out,
+            "held-out ({} episodes): loss {:.4}, {metric} {:.3}",
+            a.eval_episodes, e.loss, e.metric
         )
         .map_err(Error::Output)?;
     }
@@ -140,12 +166,15 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
         [
             "learned.rule",
             "learned.json",
+            "eval.json",
             "training.svg",
             "log.jsonl",
             "checkpoint.json"
         ]
         .iter()
-        .map(|f| dir.join(f).display().to_string())
+        .map(|f| dir.join(f))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
     )
@@ -182,12 +211,23 @@ fn task_options(arg: Option<&str>) -> Result<serde_json::Value, Error> {
     })
 }
 
-/// Loss and metric against iteration, one panel each.
-fn curves_svg(network: &str, task: &str, metric: &str, log: &[IterLog]) -> Result<String, Error> {
+/// Loss and metric against iteration, one panel each, and, for a task with trials, the
+/// mean reward of each trial of a held-out episode (online learning within episodes).
+fn curves_svg(
+    network: &str,
+    task: &str,
+    metric: &str,
+    log: &[IterLog],
+    trial_curve: &[f64],
+) -> Result<String, Error> {
     let plot_err = |e: &dyn std::fmt::Display| Error::Plot(e.to_string());
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 700)).into_drawing_area();
+        let root = SVGBackend::with_string(
+            &mut svg,
+            (900, if trial_curve.is_empty() { 700 } else { 950 }),
+        )
+        .into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(&e))?;
         let root = root
             .titled(
@@ -195,7 +235,8 @@ fn curves_svg(network: &str, task: &str, metric: &str, log: &[IterLog]) -> Resul
                 ("sans-serif", 20),
             )
             .map_err(|e| plot_err(&e))?;
-        let panels = root.split_evenly((2, 1));
+        let rows = if trial_curve.is_empty() { 2 } else { 3 };
+        let panels = root.split_evenly((rows, 1));
         let n = log.len() as f64;
         let series = [
             (
@@ -204,6 +245,31 @@ fn curves_svg(network: &str, task: &str, metric: &str, log: &[IterLog]) -> Resul
             ),
             (metric, log.iter().map(|r| r.score.metric).collect()),
         ];
+        if let Some(panel) = panels.get(2) {
+            let lo = trial_curve.iter().copied().fold(0.0, f64::min);
+            let hi = trial_curve.iter().copied().fold(1.0, f64::max);
+            let mut chart = ChartBuilder::on(panel)
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(1.0..trial_curve.len().max(2) as f64, lo..hi)
+                .map_err(|e| plot_err(&e))?;
+            chart
+                .configure_mesh()
+                .x_desc("trial within a held-out episode")
+                .y_desc("mean reward")
+                .draw()
+                .map_err(|e| plot_err(&e))?;
+            chart
+                .draw_series(LineSeries::new(
+                    trial_curve
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &r)| (k as f64 + 1.0, r)),
+                    &RED,
+                ))
+                .map_err(|e| plot_err(&e))?;
+        }
         for (panel, (label, ys)) in panels.iter().zip(series.iter()) {
             let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);

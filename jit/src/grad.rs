@@ -207,6 +207,36 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
     })
 }
 
+/// Runs `batch` episodes forward only (no gradient, nothing kept): what each episode's
+/// loss accumulated, in episode order. `k` is the forward kernel of `m`.
+pub fn forward<T: Elem, L: EpisodeLoss<T>>(
+    k: &Kernel,
+    m: &Module,
+    inst: &Instance,
+    batch: usize,
+    seed: u64,
+    steps: usize,
+    loss: &L,
+) -> Result<Vec<L::Acc>, JitError> {
+    let mut runner: Runner<'_, T> = Runner::new(k, m, inst, batch, seed)?;
+    let accs: Mutex<Vec<(usize, L::Acc)>> = Mutex::new(Vec::new());
+    runner.for_each_episode(|ep| {
+        let b = ep.index();
+        let mut acc = L::Acc::default();
+        for t in 0..steps {
+            loss.inputs(b, t, ep, &mut acc);
+            ep.step();
+            loss.observe(b, t, ep, &mut acc);
+        }
+        accs.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((b, acc));
+    });
+    let mut accs = accs.into_inner().unwrap_or_else(|e| e.into_inner());
+    accs.sort_by_key(|(b, _)| *b);
+    Ok(accs.into_iter().map(|(_, a)| a).collect())
+}
+
 /// The checkpoint interval for a memory budget: the `K` that keeps the fewest forward
 /// states (`ceil(steps / K) + K`, about `2 sqrt(steps)`), if `episodes_at_once` episodes
 /// of `state_bytes` each fit in `budget_bytes` with it; the error says what would fit.

@@ -199,6 +199,32 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
             .with_note(format!("the next line starts with {found}"));
         }
     }
+    // "expected `input`, found `input`": the declaration starting here failed further
+    // on. A line that does not end its declaration most often lacks its `;`.
+    let names: Vec<&str> = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            positives.iter().filter_map(rule_name).collect()
+        }
+        ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    if names.contains(&found.as_str()) {
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let line = &text[start..line_end];
+        let code = line.split("//").next().unwrap_or(line).trim_end();
+        let last = code.chars().last();
+        if line_end < text.len() && !matches!(last, Some(';' | '{' | '}') | None) {
+            let end = start + code.len();
+            let at = end - last.map_or(0, char::len_utf8);
+            return Diagnostic::error(
+                Span::new(file, at, end),
+                format!("syntax error: expected `;` at the end of this {found} declaration"),
+            )
+            .with_label("add `;` here");
+        }
+        let message = format!("syntax error: this {found} declaration is malformed");
+        return Diagnostic::error(Span::new(file, start, tok_end), message)
+            .with_note("see grammar/LANGUAGE.md for its form");
+    }
     let mut d = Diagnostic::error(Span::new(file, start, tok_end), message);
     if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
         if positives.iter().any(|r| matches!(r, Rule::ident)) && is_keyword(found.trim_matches('`'))

@@ -68,12 +68,15 @@ pub enum TrainError {
 
 /// A task's verdict on a batch: the loss that is differentiated and the metric a user
 /// reads (accuracy, reward, ...).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Score {
     /// Mean loss over the batch.
     pub loss: f64,
     /// The task's metric, averaged over the batch.
     pub metric: f64,
+    /// Mean reward of each trial of an episode, over the batch: the within-episode
+    /// learning curve (empty for a task without trials).
+    pub curve: Vec<f64>,
 }
 
 /// What a network is trained on: a generator of batches of episodes, each of which
@@ -201,10 +204,14 @@ pub struct IterLog {
 
 impl IterLog {
     fn to_json(&self, metric: &str) -> Value {
-        json!({
+        let mut v = json!({
             "iteration": self.iteration, "loss": self.score.loss, metric: self.score.metric,
             "grad_norm": self.grad_norm, "seconds": self.seconds,
-        })
+        });
+        if !self.score.curve.is_empty() {
+            v["trial_rewards"] = json!(self.score.curve);
+        }
+        v
     }
 }
 
@@ -344,7 +351,7 @@ impl<'a, K: Task> Trainer<'a, K> {
     }
 
     /// The seed of iteration `i`'s batch (a SplitMix64 step of `(seed, i)`).
-    fn batch_seed(&self, i: usize) -> u64 {
+    pub fn batch_seed(&self, i: usize) -> u64 {
         let mut z = self
             .cfg
             .seed
@@ -393,6 +400,34 @@ impl<'a, K: Task> Trainer<'a, K> {
             })
             .collect();
         Ok((score, grads))
+    }
+
+    /// The score of the current parameters on `episodes` held-out episodes drawn from
+    /// `seed` (forward only). Use seeds no iteration draws from: iteration `i` draws
+    /// from [`Trainer::batch_seed`]`(i)`, so pass, say, `u64::MAX - k`.
+    pub fn evaluate(&self, episodes: usize, seed: u64) -> Result<Score, TrainError> {
+        let batch = self.task.batch(self.m, &self.adj, episodes, seed)?;
+        let accs = match self.cfg.precision {
+            Precision::F32 => jit::grad::forward::<f32, K::Batch>(
+                &self.kernels.forward,
+                self.m,
+                &self.inst,
+                episodes,
+                seed,
+                self.task.steps(),
+                &batch,
+            )?,
+            Precision::F64 => jit::grad::forward::<f64, K::Batch>(
+                &self.kernels.forward,
+                self.m,
+                &self.inst,
+                episodes,
+                seed,
+                self.task.steps(),
+                &batch,
+            )?,
+        };
+        Ok(self.task.score(&batch, &accs))
     }
 
     /// Runs iterations `start..cfg.iterations` in `dir` (created if needed), resuming
@@ -616,9 +651,18 @@ fn read_log(path: &Path, upto: usize, metric: &str) -> Result<Vec<IterLog>, Trai
             continue;
         };
         if (i as usize) < upto && i as usize == out.len() {
+            let curve = v
+                .get("trial_rewards")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default();
             out.push(IterLog {
                 iteration: i as usize,
-                score: Score { loss, metric },
+                score: Score {
+                    loss,
+                    metric,
+                    curve,
+                },
                 grad_norm: norm,
                 seconds: secs,
             });

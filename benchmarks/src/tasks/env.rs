@@ -387,9 +387,18 @@ impl Task for EnvTask {
 
     fn score(&self, _: &EnvBatch, accs: &[EnvAcc]) -> Score {
         let n = accs.len().max(1) as f64;
+        let trials = accs.iter().map(|a| a.rewards.len()).max().unwrap_or(0);
+        let curve = if trials > 1 {
+            (0..trials)
+                .map(|k| accs.iter().filter_map(|a| a.rewards.get(k)).sum::<f64>() / n)
+                .collect()
+        } else {
+            Vec::new()
+        };
         Score {
             loss: accs.iter().map(|a| a.loss).sum::<f64>() / n,
             metric: accs.iter().map(|a| a.metric).sum::<f64>() / n,
+            curve,
         }
     }
 }

@@ -175,6 +175,7 @@ pub fn cross_entropy_and_accuracy(logits: &[f64], classes: usize, labels: &[usiz
     Score {
         loss: loss / n,
         metric: right as f64 / n,
+        curve: Vec::new(),
     }
 }
 
@@ -441,6 +442,36 @@ mod tests {
             .contains("belongs to another run"));
         for d in [d1, d2, d3] {
             let _ = std::fs::remove_dir_all(d);
+        }
+    }
+
+    /// Forward-only evaluation scores a batch exactly as the gradient pass does.
+    #[test]
+    fn evaluation_equals_the_gradient_pass_score() {
+        let m = small_w1();
+        for t in [
+            task(),
+            by_name("cue-reward", &json!({"trials": 3, "window": 4})).unwrap(),
+        ] {
+            let m = if t.name == "cue-reward" {
+                let src =
+                    crate::w1::source(12).replace("input x[40];", "input x[23];\n  signal reward;");
+                crate::lower_text(
+                    "w1cr.rule",
+                    &src,
+                    None,
+                    &mut |_, _| Err("no imports".into()),
+                )
+                .unwrap()
+            } else {
+                m.clone()
+            };
+            let mut c = cfg(1);
+            c.precision = jit::Precision::F64;
+            let tr = Trainer::new(&m, &t, c).unwrap();
+            let (g, _) = tr.gradient(5).unwrap();
+            let e = tr.evaluate(6, tr.batch_seed(5)).unwrap();
+            assert_eq!(g, e, "{}", t.name);
         }
     }
 

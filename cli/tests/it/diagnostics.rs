@@ -65,6 +65,16 @@ bad!(
     "neuron N {\n  param tau = 20 ms\n  state v = 0;\n}\n"
 );
 bad!(
+    missing_semicolon_in_a_network,
+    false,
+    "network N {\n  input x[2]\n  signal r;\n}\n"
+);
+bad!(
+    bad_values_file,
+    true,
+    "network Net {\n  input x[2];\n  population p: LIF[2];\n  projection q: x -> p with Static(w from \"missing.json\");\n}\n"
+);
+bad!(
     syntax_error_bad_token,
     false,
     "neuron N {\n  state v = 0;\n  v = v * * 2;\n}\n"

@@ -254,3 +254,70 @@ fn bad_input_is_named() {
     r.expect_code(1);
     assert!(r.stderr.contains("bad.rule:1:"), "{}", r.stderr);
 }
+
+/// A closed-loop task: cue-reward on its network, with held-out evaluation and the
+/// within-episode curve.
+#[test]
+fn cue_reward_trains_and_is_evaluated_on_held_out_episodes() {
+    let dir = TempDir::fresh();
+    let net = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/networks/cue_reward_network.rule"),
+    )
+    .expect("the network")
+    .replace("LIF[100]", "LIF[12]")
+    .replace("import \"../", "import \"rules/");
+    for f in [
+        "neurons/lif.rule",
+        "neurons/leaky_readout.rule",
+        "synapses/static.rule",
+        "synapses/backpropamine.rule",
+    ] {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../rules")
+                .join(f),
+        )
+        .expect("a corpus file");
+        dir.write(&format!("rules/{f}"), &text);
+    }
+    dir.write("net.rule", &net);
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "train",
+            "net.rule",
+            "--task",
+            "cue-reward",
+            "--task-options",
+            r#"{"trials": 4, "window": 5}"#,
+            "--iterations",
+            "2",
+            "-B",
+            "3",
+            "--eval-episodes",
+            "5",
+            "--out",
+            "cr",
+        ],
+    );
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("held-out (5 episodes): loss"),
+        "{}",
+        run.stdout
+    );
+    let eval = json(&dir.path().join("cr/eval.json"));
+    assert_eq!(eval["episodes"], 5);
+    assert_eq!(eval["trial_rewards"].as_array().expect("curve").len(), 4);
+    assert!(
+        eval["reward"]
+            .as_f64()
+            .is_some_and(|r| (-1.0..=1.0).contains(&r)),
+        "{eval}"
+    );
+    let log = read(&dir.path().join("cr/log.jsonl"));
+    assert!(log.contains("\"trial_rewards\""), "{log}");
+    assert!(read(&dir.path().join("cr/training.svg")).contains("trial within a held-out episode"));
+    // The learned rule is self-contained: it checks without the imported files.
+    ruleopt(&dir.path().join("cr"), &["check", "learned.rule"]).expect_code(0);
+}
