@@ -159,7 +159,7 @@ impl Evidence {
             noise: o.number("noise", d.noise, 0.0, 1.0)?,
         };
         let (input, readout) = (o.name("input")?, o.name("readout")?);
-        if c.cues % 2 == 0 {
+        if c.cues % 2 != 1 {
             return Err(o.error(format!(
                 "`cues` ({}) must be odd, so that one side has more",
                 c.cues

@@ -6,6 +6,8 @@
 //! | `w1` | W1's classification episode, the class made visible by default | [`w1`] |
 //! | `cue-reward` | Backpropamine's cue-reward association, in spikes | [`cue_reward`] |
 //! | `t-maze` | Soltoggio et al.'s T-maze, the high reward switching sides once | [`t_maze`] |
+//! | `evidence` | cue accumulation in a virtual T-maze (Morcos & Harvey; e-prop) | [`evidence`] |
+//! | `evidence-reversal` | `evidence`, the rewarded side the majority or the minority, learned from rewards | [`evidence`] |
 //!
 //! Each module's doc lists its options. Every task also takes `input` (which network
 //! input receives its spikes; default: the network's only one) and `readout` (which
@@ -13,6 +15,7 @@
 
 pub mod cue_reward;
 pub mod env;
+pub mod evidence;
 pub mod t_maze;
 pub mod w1;
 
@@ -26,7 +29,13 @@ use search::train::{Score, TrainError};
 use serde_json::Value;
 
 /// The names `--task` accepts.
-pub const TASKS: &[&str] = &["w1", "cue-reward", "t-maze"];
+pub const TASKS: &[&str] = &[
+    "w1",
+    "cue-reward",
+    "t-maze",
+    "evidence",
+    "evidence-reversal",
+];
 
 /// The task named `name` with `options`.
 pub fn by_name(name: &str, options: &Value) -> Result<EnvTask, TrainError> {
@@ -34,6 +43,8 @@ pub fn by_name(name: &str, options: &Value) -> Result<EnvTask, TrainError> {
         "w1" => w1::W1::task(options),
         "cue-reward" => cue_reward::CueReward::task(options),
         "t-maze" => t_maze::TMaze::task(options),
+        "evidence" => evidence::Evidence::task(options, false),
+        "evidence-reversal" => evidence::Evidence::task(options, true),
         _ => {
             let mut msg = format!("unknown task `{name}`; the tasks are {}", TASKS.join(", "));
             if let Some(h) = lang::diag::did_you_mean(name, TASKS.iter().copied()) {
