@@ -8,6 +8,7 @@
 //! | `t-maze` | Soltoggio et al.'s T-maze, the high reward switching sides once | [`t_maze`] |
 //! | `evidence` | cue accumulation in a virtual T-maze (Morcos & Harvey; e-prop) | [`evidence`] |
 //! | `evidence-reversal` | `evidence`, the rewarded side the majority or the minority, learned from rewards | [`evidence`] |
+//! | `one-shot` | 5-way 1-shot association of binary patterns with labels | [`one_shot`] |
 //!
 //! Each module's doc lists its options. Every task also takes `input` (which network
 //! input receives its spikes; default: the network's only one) and `readout` (which
@@ -16,6 +17,7 @@
 pub mod cue_reward;
 pub mod env;
 pub mod evidence;
+pub mod one_shot;
 pub mod t_maze;
 pub mod w1;
 
@@ -35,6 +37,7 @@ pub const TASKS: &[&str] = &[
     "t-maze",
     "evidence",
     "evidence-reversal",
+    "one-shot",
 ];
 
 /// The task named `name` with `options`.
@@ -45,6 +48,7 @@ pub fn by_name(name: &str, options: &Value) -> Result<EnvTask, TrainError> {
         "t-maze" => t_maze::TMaze::task(options),
         "evidence" => evidence::Evidence::task(options, false),
         "evidence-reversal" => evidence::Evidence::task(options, true),
+        "one-shot" => one_shot::OneShot::task(options),
         _ => {
             let mut msg = format!("unknown task `{name}`; the tasks are {}", TASKS.join(", "));
             if let Some(h) = lang::diag::did_you_mean(name, TASKS.iter().copied()) {
