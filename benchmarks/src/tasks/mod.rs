@@ -9,6 +9,7 @@
 //! | `evidence` | cue accumulation in a virtual T-maze (Morcos & Harvey; e-prop) | [`evidence`] |
 //! | `evidence-reversal` | `evidence`, the rewarded side the majority or the minority, learned from rewards | [`evidence`] |
 //! | `one-shot` | 5-way 1-shot association of binary patterns with labels | [`one_shot`] |
+//! | `regression` | few-shot online regression of functions drawn from a Gaussian process | [`regression`] |
 //!
 //! Each module's doc lists its options. Every task also takes `input` (which network
 //! input receives its spikes; default: the network's only one) and `readout` (which
@@ -18,6 +19,7 @@ pub mod cue_reward;
 pub mod env;
 pub mod evidence;
 pub mod one_shot;
+pub mod regression;
 pub mod t_maze;
 pub mod w1;
 
@@ -38,6 +40,7 @@ pub const TASKS: &[&str] = &[
     "evidence",
     "evidence-reversal",
     "one-shot",
+    "regression",
 ];
 
 /// The task named `name` with `options`.
@@ -49,6 +52,7 @@ pub fn by_name(name: &str, options: &Value) -> Result<EnvTask, TrainError> {
         "evidence" => evidence::Evidence::task(options, false),
         "evidence-reversal" => evidence::Evidence::task(options, true),
         "one-shot" => one_shot::OneShot::task(options),
+        "regression" => regression::Regression::task(options),
         _ => {
             let mut msg = format!("unknown task `{name}`; the tasks are {}", TASKS.join(", "));
             if let Some(h) = lang::diag::did_you_mean(name, TASKS.iter().copied()) {
