@@ -84,7 +84,7 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
         let score = trainer.evaluate(a.eval_episodes as usize, seed)?;
         let json = serde_json::json!({
             "episodes": a.eval_episodes, "seed": seed, "loss": score.loss,
-            metric: score.metric, "trial_rewards": score.curve,
+            search::train::Task::metric_name(&task): score.metric, "trial_rewards": score.curve,
         });
         write_atomic(&dir.join("eval.json"), format!("{json}\n").as_bytes())?;
         Some(score)
@@ -125,7 +125,7 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
     write_atomic(&dir.join("learned.rule"), text.as_bytes())?;
     if !result.log.is_empty() {
         let curve = eval.as_ref().map_or(&[][..], |e| &e.curve[..]);
-        let svg = curves_svg(&module.name, &a.task, metric, &result.log, curve)?;
+        let svg = curves_svg(&module.name, &a.task, &metric, &result.log, curve)?;
         write_atomic(&dir.join("training.svg"), svg.as_bytes())?;
     }
     // The summary.
@@ -181,8 +181,14 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
     .map_err(Error::Output)
 }
 
-fn task_metric(task: &benchmarks::tasks::env::EnvTask) -> &str {
-    search::train::Task::metric_name(task)
+/// The metric's name, marked when lower is better.
+fn task_metric(task: &benchmarks::tasks::env::EnvTask) -> String {
+    let name = search::train::Task::metric_name(task);
+    if search::train::Task::higher_is_better(task) {
+        name.to_string()
+    } else {
+        format!("{name} (lower is better)")
+    }
 }
 
 fn task_options_text(task: &benchmarks::tasks::env::EnvTask) -> String {

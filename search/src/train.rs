@@ -92,6 +92,10 @@ pub trait Task: Sync {
     fn options(&self) -> Value;
     /// What the metric is (`accuracy`, ...).
     fn metric_name(&self) -> &str;
+    /// Whether a larger metric is better (accuracy, reward) or worse (an error).
+    fn higher_is_better(&self) -> bool {
+        true
+    }
     /// Steps per episode.
     fn steps(&self) -> usize;
     /// Draws `episodes` episodes from `seed`, for module `m` and its adjoint `adj`.

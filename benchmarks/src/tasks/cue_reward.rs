@@ -89,6 +89,7 @@ impl CueReward {
             name: "cue-reward".into(),
             options: opts,
             metric: "reward".into(),
+            higher_is_better: true,
             steps: c.steps(),
             channels: Some(c.channels()),
             classes: Some(2),

@@ -142,6 +142,8 @@ pub struct EnvTask {
     pub options: Value,
     /// What the metric is.
     pub metric: String,
+    /// Whether a larger metric is better (reward, accuracy) or worse (an error).
+    pub higher_is_better: bool,
     /// Steps per episode.
     pub steps: usize,
     /// Input channels it drives (`None`: as many as the network's input has).
@@ -362,6 +364,10 @@ impl Task for EnvTask {
 
     fn metric_name(&self) -> &str {
         &self.metric
+    }
+
+    fn higher_is_better(&self) -> bool {
+        self.higher_is_better
     }
 
     fn steps(&self) -> usize {

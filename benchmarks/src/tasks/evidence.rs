@@ -175,6 +175,7 @@ impl Evidence {
             name: c.name().into(),
             options: opts,
             metric: "accuracy".into(),
+            higher_is_better: true,
             steps: c.steps(),
             channels: Some(c.channels()),
             classes: Some(2),

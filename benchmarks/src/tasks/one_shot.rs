@@ -130,6 +130,7 @@ impl OneShot {
             name: "one-shot".into(),
             options: opts,
             metric: "accuracy".into(),
+            higher_is_better: true,
             steps: c.steps(),
             channels: Some(c.channels()),
             classes: Some(c.ways),

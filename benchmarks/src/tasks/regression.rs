@@ -170,6 +170,7 @@ impl Regression {
             name: "regression".into(),
             options: opts,
             metric: "normalised-mse".into(),
+            higher_is_better: false,
             steps: c.steps(),
             channels: Some(c.channels()),
             classes: Some(1),

@@ -109,6 +109,7 @@ impl TMaze {
             name: "t-maze".into(),
             options: opts,
             metric: "reward".into(),
+            higher_is_better: true,
             steps: c.steps(),
             channels: Some(c.channels()),
             classes: Some(2),

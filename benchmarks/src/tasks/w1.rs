@@ -67,6 +67,7 @@ impl W1 {
             name: "w1".into(),
             options: opts,
             metric: "accuracy".into(),
+            higher_is_better: true,
             steps,
             channels: None,
             classes: None,
