@@ -27,7 +27,7 @@
 //! | `high` | 0.2 | spike probability per step of an active channel |
 //! | `low` | 0.005 | spike probability per step of an inactive channel |
 
-use super::env::{spike, Env, EnvTask, Options, Window};
+use super::env::{second_half_mean, spike, Env, EnvTask, Options, Window};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -225,8 +225,7 @@ impl Env for CueRewardEpisode {
     }
 
     fn metric(&self) -> f64 {
-        let half = &self.rewards[self.rewards.len() / 2..];
-        half.iter().sum::<f64>() / half.len().max(1) as f64
+        second_half_mean(&self.rewards)
     }
 
     fn trial_rewards(&self) -> Vec<f64> {

@@ -87,6 +87,13 @@ impl Window {
     }
 }
 
+/// The mean of the second half of `rewards` (the later half when odd): what an episode
+/// earns once there was time to learn.
+pub fn second_half_mean(rewards: &[f64]) -> f64 {
+    let half = &rewards[rewards.len() / 2..];
+    half.iter().sum::<f64>() / half.len().max(1) as f64
+}
+
 /// 1 with probability `p`, else 0.
 pub fn spike(rng: &mut ChaCha8Rng, p: f64) -> f64 {
     if rng.gen::<f64>() < p {

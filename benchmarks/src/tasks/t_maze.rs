@@ -36,7 +36,7 @@
 //! | `input` | the network's one `input` | the input that receives the spikes |
 //! | `readout` | the network's first readout | it must have 2 values |
 
-use super::env::{spike, Env, EnvTask, Options, Window};
+use super::env::{second_half_mean, spike, Env, EnvTask, Options, Window};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use search::train::TrainError;
@@ -224,8 +224,7 @@ impl Env for TMazeEpisode {
     }
 
     fn metric(&self) -> f64 {
-        let half = &self.rewards[self.rewards.len() / 2..];
-        half.iter().sum::<f64>() / half.len().max(1) as f64
+        second_half_mean(&self.rewards)
     }
 
     fn trial_rewards(&self) -> Vec<f64> {
