@@ -661,6 +661,9 @@ impl<'a, 'f> Tx<'a, 'f> {
                         continue;
                     };
                     let x = tx.vval(a, &vx, &per_syn)?;
+                    if tx.known_zero.contains(&x) {
+                        continue; // a term of a specialised row that is zero: adds nothing
+                    }
                     let x = tx.mask_vector(q.index(), &vx, x);
                     if let Expr::SumPre(..) = m.expr(r) {
                         let acc = tx.b.use_var(vaccs[&r]);
@@ -1205,6 +1208,21 @@ impl<'a, 'f> Tx<'a, 'f> {
                         }
                     }
                 }
+                Expr::Binary(BinOp::Mul, a, b)
+                    if self.lanes() > 1 && (self.is_mask(a) || self.is_mask(b)) =>
+                {
+                    // A product with comparisons (a clip's derivative, say): the
+                    // comparison masks select the other factor (one `andps` each, no
+                    // 0/1 values, no multiplication).
+                    let (v, c) = if self.is_mask(b) { (a, b) } else { (b, a) };
+                    let x = self.vval(v, vx, per_syn)?;
+                    if self.known_zero.contains(&x) {
+                        x
+                    } else {
+                        let mk = self.vmask(c, vx, per_syn)?;
+                        self.b.ins().band(x, mk)
+                    }
+                }
                 Expr::Binary(op, a, b) => {
                     // A product with a known zero needs nothing of the other factor.
                     let x = self.vval(a, vx, per_syn)?;
@@ -1282,6 +1300,43 @@ impl<'a, 'f> Tx<'a, 'f> {
         };
         self.vcache.insert(e, v);
         Ok(v)
+    }
+
+    /// Is `e` a comparison (or a product of comparisons) computed per synapse in the
+    /// current stage: a 0/1 value that [`Self::vmask`] can give as a lane mask?
+    fn is_mask(&self, e: ExprId) -> bool {
+        if self.row_splats.contains_key(&e)
+            || self.assumed_zero.contains(&e)
+            || (self.materialized.contains(&e) && !self.current.contains(&e))
+        {
+            return false;
+        }
+        match *self.m.expr(e) {
+            Expr::Binary(BinOp::Lt | BinOp::Le, ..) => true,
+            Expr::Binary(BinOp::Mul, a, b) => self.is_mask(a) && self.is_mask(b),
+            _ => false,
+        }
+    }
+
+    /// The f32x4 lane mask (all ones where true) of a node that [`Self::is_mask`].
+    fn vmask(&mut self, e: ExprId, vx: &VCx, per_syn: &HashSet<ExprId>) -> Result<Value, JitError> {
+        match *self.m.expr(e) {
+            Expr::Binary(op @ (BinOp::Lt | BinOp::Le), a, b) => {
+                let (x, y) = (self.vval(a, vx, per_syn)?, self.vval(b, vx, per_syn)?);
+                let cc = if op == BinOp::Lt {
+                    FloatCC::LessThan
+                } else {
+                    FloatCC::LessThanOrEqual
+                };
+                let c = self.b.ins().fcmp(cc, x, y);
+                Ok(self.b.ins().bitcast(types::F32X4, little(), c))
+            }
+            Expr::Binary(BinOp::Mul, a, b) => {
+                let (x, y) = (self.vmask(a, vx, per_syn)?, self.vmask(b, vx, per_syn)?);
+                Ok(self.b.ins().band(x, y))
+            }
+            _ => Err(JitError::Internal(format!("{e:?} is not a mask"))),
+        }
     }
 
     // ---------------------------------------------------------------- values
