@@ -24,8 +24,10 @@ use std::collections::{HashMap, HashSet};
 pub struct Layout {
     /// Per scratch slot: number of elements (per episode).
     pub scratch: Vec<usize>,
-    /// Scratch slot of each materialized node.
+    /// Scratch slot of each materialized node (but those of `node_var`).
     pub node_slot: HashMap<ExprId, usize>,
+    /// Materialized nodes kept in a variable's storage (see `Schedule::alias`).
+    pub node_var: HashMap<ExprId, VarId>,
     /// Scratch slot of each next-state buffer.
     pub next_slot: HashMap<VarId, usize>,
     /// Projections that need a mask (not dense).
@@ -39,7 +41,11 @@ impl Layout {
     pub fn new(m: &Module, s: &Schedule) -> Layout {
         let mut scratch = Vec::new();
         let mut node_slot = HashMap::new();
+        let node_var: HashMap<ExprId, VarId> = s.alias.iter().copied().collect();
         for &e in &s.materialized {
+            if node_var.contains_key(&e) {
+                continue;
+            }
             node_slot.insert(e, scratch.len());
             scratch.push(m.space_size(m.space(e)));
         }
@@ -66,6 +72,7 @@ impl Layout {
         Layout {
             scratch,
             node_slot,
+            node_var,
             next_slot,
             masked,
             gate_slot,
@@ -388,12 +395,16 @@ impl<'a, 'f> Tx<'a, 'f> {
         cx: Cx,
     ) -> Result<(), JitError> {
         let m = self.m;
+        let mut deferred = Vec::new();
         for &e in plain {
             let x = self.value(e, &cx)?;
             if self.materialized.contains(&e) {
-                let slot = self.layout.node_slot[&e];
-                let a = self.addr(self.scratch_base[slot], self.index(m.space(e), &cx));
-                self.b.ins().store(flags(), x, a, 0);
+                let a = self.addr(self.node_base(e), self.index(m.space(e), &cx));
+                if self.layout.node_var.contains_key(&e) {
+                    deferred.push((x, a)); // after every read of the variable
+                } else {
+                    self.b.ins().store(flags(), x, a, 0);
+                }
             }
         }
         for &r in reductions {
@@ -421,6 +432,9 @@ impl<'a, 'f> Tx<'a, 'f> {
                 }
                 _ => unreachable!("reductions only"),
             }
+        }
+        for (x, a) in deferred {
+            self.b.ins().store(flags(), x, a, 0);
         }
         for &(v, e, next) in &stage.stores {
             let x = self.value(e, &cx)?;
@@ -648,12 +662,17 @@ impl<'a, 'f> Tx<'a, 'f> {
                     carried,
                     imm,
                 };
+                let mut deferred = Vec::new();
                 for &e in &syn_nodes {
                     let x = tx.vval(e, &vx, &per_syn)?;
                     if tx.materialized.contains(&e) {
-                        let slot = tx.layout.node_slot[&e];
-                        let a = tx.syn_addr(tx.scratch_base[slot], &vx);
-                        tx.b.ins().store(vflags(), x, a, imm);
+                        let base = tx.node_base(e);
+                        let a = tx.syn_addr(base, &vx);
+                        if tx.layout.node_var.contains_key(&e) {
+                            deferred.push((x, a)); // after every read of the variable
+                        } else {
+                            tx.b.ins().store(vflags(), x, a, imm);
+                        }
                     }
                 }
                 for &r in &reductions {
@@ -677,6 +696,9 @@ impl<'a, 'f> Tx<'a, 'f> {
                         let s = tx.b.ins().fadd(old, x);
                         tx.b.ins().store(vflags(), s, addr, imm);
                     }
+                }
+                for (x, a) in deferred {
+                    tx.b.ins().store(vflags(), x, a, imm);
                 }
                 for &(v, e, next) in &stage.stores {
                     let x = tx.vval(e, &vx, &per_syn)?;
@@ -884,7 +906,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         };
         let base = match *self.m.expr(s) {
             Expr::Read(var) => self.var_base[var.index()].expect("var base"),
-            _ if self.materialized.contains(&s) => self.scratch_base[self.layout.node_slot[&s]],
+            _ if self.materialized.contains(&s) => self.node_base(s),
             _ => {
                 return Err(JitError::Internal(format!(
                     "sparse gate {s:?} not in memory"
@@ -976,10 +998,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         let mut roots: Vec<ExprId> = syn_nodes.to_vec();
         for &e in syn_nodes {
             if self.materialized.contains(&e) {
-                push(
-                    (self.scratch_base[self.layout.node_slot[&e]], true),
-                    &mut out,
-                );
+                push((self.node_base(e), true), &mut out);
             }
         }
         for &r in reductions {
@@ -1019,10 +1038,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                 continue;
             }
             if self.materialized.contains(&e) && !self.current.contains(&e) {
-                push(
-                    (self.scratch_base[self.layout.node_slot[&e]], true),
-                    &mut out,
-                );
+                push((self.node_base(e), true), &mut out);
                 continue;
             }
             match *m.expr(e) {
@@ -1033,10 +1049,9 @@ impl<'a, 'f> Tx<'a, 'f> {
                     Expr::Read(var) => {
                         push((self.var_base[var.index()].expect("base"), false), &mut out)
                     }
-                    _ if self.materialized.contains(&a) => push(
-                        (self.scratch_base[self.layout.node_slot[&a]], false),
-                        &mut out,
-                    ),
+                    _ if self.materialized.contains(&a) => {
+                        push((self.node_base(a), false), &mut out)
+                    }
                     _ => {}
                 },
                 ref other => roots.extend(other.operands()),
@@ -1141,8 +1156,8 @@ impl<'a, 'f> Tx<'a, 'f> {
             )?;
             self.splat(s)
         } else if self.materialized.contains(&e) && !self.current.contains(&e) {
-            let slot = self.layout.node_slot[&e];
-            let a = self.syn_addr(self.scratch_base[slot], vx);
+            let base = self.node_base(e);
+            let a = self.syn_addr(base, vx);
             self.vload(a, vx.imm)
         } else {
             match m.expr(e).clone() {
@@ -1158,9 +1173,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                     // A pre-side neuron value: contiguous in the pre index.
                     let base = match *m.expr(a) {
                         Expr::Read(var) => self.var_base[var.index()].expect("var base"),
-                        _ if self.materialized.contains(&a) => {
-                            self.scratch_base[self.layout.node_slot[&a]]
-                        }
+                        _ if self.materialized.contains(&a) => self.node_base(a),
                         _ => {
                             return Err(JitError::Internal(format!(
                                 "broadcast of {a:?}, which no earlier stage computed"
@@ -1368,6 +1381,15 @@ impl<'a, 'f> Tx<'a, 'f> {
         }
     }
 
+    /// Where a materialized node lives: its scratch buffer, or the storage of the
+    /// variable it is kept in.
+    fn node_base(&self, e: ExprId) -> Value {
+        match self.layout.node_var.get(&e) {
+            Some(v) => self.var_base[v.index()].expect("var base"),
+            None => self.scratch_base[self.layout.node_slot[&e]],
+        }
+    }
+
     fn cached(&self, e: ExprId) -> Option<Value> {
         self.scopes.iter().rev().find_map(|s| s.get(&e).copied())
     }
@@ -1389,8 +1411,8 @@ impl<'a, 'f> Tx<'a, 'f> {
         let m = self.m;
         // A value from an earlier stage: load it.
         if self.materialized.contains(&e) && !self.current.contains(&e) {
-            let slot = self.layout.node_slot[&e];
-            let a = self.addr(self.scratch_base[slot], index);
+            let base = self.node_base(e);
+            let a = self.addr(base, index);
             let v = self.b.ins().load(self.ty, flags(), a, 0);
             return Ok(self.remember(e, v, m.space(e)));
         }
@@ -1461,8 +1483,8 @@ impl<'a, 'f> Tx<'a, 'f> {
                 Ok(self.b.ins().load(self.ty, flags(), addr, 0))
             }
             _ if self.materialized.contains(&a) => {
-                let slot = self.layout.node_slot[&a];
-                let addr = self.addr(self.scratch_base[slot], idx);
+                let base = self.node_base(a);
+                let addr = self.addr(base, idx);
                 Ok(self.b.ins().load(self.ty, flags(), addr, 0))
             }
             _ => Err(JitError::Internal(format!(
