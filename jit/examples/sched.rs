@@ -42,6 +42,13 @@ fn main() {
         }
     }
     println!(
+        "alias {:?}",
+        s.alias
+            .iter()
+            .map(|(e, v)| (e.index(), m.vars[*v].name.clone()))
+            .collect::<Vec<_>>()
+    );
+    println!(
         "late {:?}",
         s.late
             .iter()

@@ -27,7 +27,9 @@ pub trait EpisodeLoss<T: Elem>: Sync {
     /// After forward step `t`: looks at the episode's state.
     fn observe(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &mut Self::Acc);
     /// Before the adjoint of step `t`: adds dL/d(state after step t) into the adjoint
-    /// variables (`adj.*`) of the episode.
+    /// variables (`adj.*`) of the episode. (The episode's forward state variables are
+    /// not meaningful here: the adjoint step reads the states it needs where BPTT
+    /// keeps them.)
     fn seed(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &Self::Acc);
 }
 
@@ -166,10 +168,15 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
                 ep.step_prefix(&fwd);
             }
             for t in (t0..t1).rev() {
-                load(ep, &segment[t - t0]);
                 replay(ep, t);
                 loss.seed(b, t, ep, &acc);
-                ep.step();
+                // The adjoint step reads state(t) where the segment keeps it.
+                let saved: Vec<(VarId, &[T])> = states
+                    .iter()
+                    .zip(&segment[t - t0])
+                    .map(|(&v, x)| (v, &x[..]))
+                    .collect();
+                ep.step_reading(&saved);
             }
         }
         // The initial state's adjoints into the parameters of the initial values.

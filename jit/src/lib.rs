@@ -90,6 +90,8 @@ pub struct Kernel {
     pub clif: String,
     /// Seconds spent compiling (translation, Cranelift, linking).
     pub compile_seconds: f64,
+    /// The variables a step writes (all others it only reads).
+    pub writes: Vec<lang::ir::VarId>,
 }
 
 // SAFETY: the compiled code is immutable after finalisation and touches only memory
@@ -159,6 +161,15 @@ pub fn compile(m: &Module, opts: Options) -> Result<Kernel, JitError> {
     let mut module = JITModule::new(builder);
     let sched = schedule::schedule(m);
     let layout = Layout::new(m, &sched);
+    let mut writes: Vec<lang::ir::VarId> = sched
+        .stages
+        .iter()
+        .flat_map(|st| st.stores.iter().map(|&(v, _, _)| v))
+        .chain(sched.late.iter().map(|&(v, _)| v))
+        .chain(sched.via_next.iter().copied())
+        .collect();
+    writes.sort();
+    writes.dedup();
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
     let sig = module.make_signature();
@@ -220,5 +231,6 @@ pub fn compile(m: &Module, opts: Options) -> Result<Kernel, JitError> {
         layout,
         clif,
         compile_seconds: start.elapsed().as_secs_f64(),
+        writes,
     })
 }

@@ -215,6 +215,7 @@ impl<'k, T: Elem> Runner<'k, T> {
                 scratch: tables[b],
                 sizes,
                 b,
+                table: Vec::new(),
                 marker: std::marker::PhantomData,
             };
             f(&mut ep);
@@ -281,6 +282,8 @@ pub struct Episode<'a, T> {
     scratch: ScratchPtr,
     sizes: &'a [(usize, bool)],
     b: usize,
+    /// A variable table of this episode's own pointers (for [`Episode::step_reading`]).
+    table: Vec<*mut u8>,
     marker: std::marker::PhantomData<&'a mut T>,
 }
 
@@ -311,6 +314,48 @@ impl<T: Elem> Episode<'_, T> {
         unsafe {
             self.kernel
                 .call(self.ptrs.vars, self.scratch.0, self.ptrs.masks, self.b)
+        };
+    }
+
+    /// One step of this episode in which each variable of `saved` is read from the
+    /// given slice (a state kept elsewhere, such as a checkpoint) instead of the
+    /// episode's storage: no copy into the storage first.
+    ///
+    /// # Panics
+    ///
+    /// If a slice does not have the variable's size, a variable is a parameter, or the
+    /// kernel writes it (an adjoint step leaves the forward state alone).
+    pub fn step_reading(&mut self, saved: &[(VarId, &[T])]) {
+        let es = std::mem::size_of::<T>();
+        if self.table.is_empty() {
+            // This episode's pointers, so that the kernel is called as episode 0.
+            for (k, &(size, batched)) in self.sizes.iter().enumerate() {
+                // SAFETY: the table has one pointer per variable; a batched variable's
+                // storage holds `batch * size` elements, so the offset stays inside.
+                let base = unsafe { *self.ptrs.vars.add(k) };
+                let off = if batched { self.b * size * es } else { 0 };
+                self.table.push(base.wrapping_add(off));
+            }
+        }
+        let mut table = self.table.clone();
+        for &(v, x) in saved {
+            let (size, batched) = self.sizes[v.index()];
+            assert!(
+                batched && x.len() == size,
+                "a saved state of the wrong size"
+            );
+            assert!(
+                !self.kernel.writes.contains(&v),
+                "the kernel writes a variable it was asked to read from a saved state"
+            );
+            table[v.index()] = x.as_ptr() as *mut u8;
+        }
+        // SAFETY: every pointer of `table` points at a buffer of its variable's size for
+        // one episode (this episode's storage, or `saved`, which the kernel only reads by
+        // `kernel.writes`); the scratch table is this episode's own.
+        unsafe {
+            self.kernel
+                .call(table.as_ptr(), self.scratch.0, self.ptrs.masks, 0)
         };
     }
 

@@ -26,13 +26,17 @@
 //! value computed per synapse in the earlier pass is available to the later
 //! computation of the same element, a reduction is not), and recomputes cheap synapse
 //! values of variables (`W_rec + A * P`) in the passes that read them instead of
-//! keeping them in buffers (which also lets a sweep stay sparse). W1's adjoint goes
-//! from four dense passes over its recurrent synapses to two plus a sparse sweep.
+//! keeping them in buffers (which also lets a sweep stay sparse), and splits off of a
+//! dense pass the updates that add a product with a pre-side factor to a variable's
+//! current content (gradient accumulators: `g += delta_i * z_j * ...`) into a sparse
+//! sweep. Such an update may add to an earlier value kept in the variable's own storage
+//! ([`Schedule::alias`]). W1's adjoint goes from four dense passes over its recurrent
+//! synapses to two, plus two sparse sweeps.
 //!
 //! An update is written in place when no later stage reads the variable's old value;
 //! otherwise into a `next` buffer copied back at the end of the step.
 
-use lang::ir::{BinOp, Expr, ExprId, Module, Space, UnOp, VarId, VarKind};
+use lang::ir::{BinOp, Expr, ExprId, Module, Side, Space, UnOp, VarId, VarKind};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A loop nest: a space and the nodes it computes, in arena (topological) order.
@@ -45,7 +49,8 @@ pub struct Stage {
     /// Updates stored by this stage: (variable, value, write to a next buffer).
     pub stores: Vec<(VarId, ExprId, bool)>,
     /// A sparse synapse stage: every output is a `SumPre` of a product with this
-    /// `Bcast(q, Pre, s)`, so pre neurons whose `s` is 0 contribute nothing and are
+    /// `Bcast(q, Pre, s)`, or an in-place update adding such a product to the variable's
+    /// current content, so pre neurons whose `s` is 0 contribute nothing and are
     /// skipped (exact for finite factors).
     pub gate: Option<ExprId>,
 }
@@ -62,6 +67,11 @@ pub struct Schedule {
     pub late: Vec<(VarId, ExprId)>,
     /// Variables written through a next buffer, copied back at the end of the step.
     pub via_next: Vec<VarId>,
+    /// Materialized synapse values kept in a variable's storage instead of a buffer:
+    /// the variable's update is that value plus more, stored in place by a later stage,
+    /// and nothing reads the variable's old value after the value is written (a sparse
+    /// pass can then add its terms where they are not zero and leave the rest).
+    pub alias: Vec<(ExprId, VarId)>,
 }
 
 /// True for nodes that are not computed by any stage: constants and variable reads.
@@ -192,6 +202,7 @@ pub fn schedule(m: &Module) -> Schedule {
     let mut plan = Plan {
         stages: stage_keys.values().map(|&space| (space, vec![])).collect(),
         recompute: HashSet::new(),
+        alias: Vec::new(),
     };
     for &e in &computed {
         let k = index[&(alap[&e], kind_order(stage_space(e)))];
@@ -213,6 +224,8 @@ pub fn schedule(m: &Module) -> Schedule {
 struct Plan {
     stages: Vec<(Space, Vec<ExprId>)>,
     recompute: HashSet<ExprId>,
+    /// Wished aliases (see [`Schedule::alias`]); kept only where valid.
+    alias: Vec<(ExprId, VarId)>,
 }
 
 /// What every plan of one module shares.
@@ -332,14 +345,43 @@ impl Cx<'_> {
             }
             stages[s].stores.push((v, e, !safe));
         }
+        // Aliases: the value, read by its variable's in-place update only, written
+        // after every read of the variable's old value.
+        let mut alias = Vec::new();
+        for &(x, v) in &plan.alias {
+            let Some(&(_, ev)) = m.updates.iter().find(|&&(w, _)| w == v) else {
+                continue;
+            };
+            let sx = stage_of[&x];
+            let stored = stages
+                .iter()
+                .enumerate()
+                .any(|(k, st)| k > sx && st.stores.contains(&(v, ev, false)));
+            let users_ok = self
+                .users
+                .get(&x)
+                .is_some_and(|us| us.iter().all(|u| stage_of[u] == sx || *u == ev));
+            let readers_ok = readers.get(&v).is_none_or(|rs| rs.iter().all(|&r| r <= sx));
+            if materialized.contains(&x)
+                && matches!(m.space(x), Space::Syn(_))
+                && m.vars[v].space == m.space(x)
+                && stored
+                && users_ok
+                && readers_ok
+                && !alias.iter().any(|&(_, w)| w == v)
+            {
+                alias.push((x, v));
+            }
+        }
         for st in &mut stages {
-            st.gate = sparse_gate(m, st, &materialized);
+            st.gate = sparse_gate(m, st, &materialized, &alias);
         }
         Schedule {
             stages,
             materialized,
             late,
             via_next,
+            alias,
         }
     }
 
@@ -581,6 +623,116 @@ impl Cx<'_> {
                 break; // only the nearest earlier pass over the space
             }
         }
+        // Split a dense synapse pass: the updates that add a product with a pre-side
+        // factor (a spike) to their variable's current content, and the row sums of
+        // such products, go to a sparse pass of their own.
+        for b in 0..plan.stages.len() {
+            let (space, ref nodes_b) = plan.stages[b];
+            let Space::Syn(q) = space else { continue };
+            let in_b: HashSet<ExprId> = nodes_b.iter().copied().collect();
+            // Gates: pre-side broadcasts this pass reads (wherever they are listed: a
+            // broadcast is recomputed in every pass that reads it).
+            let mut gates: Vec<ExprId> = nodes_b
+                .iter()
+                .flat_map(|&e| std::iter::once(e).chain(m.expr(e).operands()))
+                .filter(|&g| is_gate(m, q, g))
+                .collect();
+            gates.sort();
+            gates.dedup();
+            for g in gates {
+                let mut alias = Vec::new();
+                let mut gated: HashSet<ExprId> = HashSet::new();
+                for &e in nodes_b {
+                    if let Expr::SumPre(_, a) = *m.expr(e) {
+                        if gate_factors(m, q, a).contains(&g) {
+                            gated.insert(e);
+                        }
+                        continue;
+                    }
+                    let Some(&(v, _)) = m.updates.iter().find(|&&(_, u)| u == e) else {
+                        continue;
+                    };
+                    let Expr::Binary(BinOp::Add, x, y) = *m.expr(e) else {
+                        continue;
+                    };
+                    // The variable's current content: itself, or an earlier value to be
+                    // kept in its storage.
+                    let earlier = |c: ExprId| {
+                        stage_of.get(&c).is_some_and(|&sc| sc < b)
+                            && m.space(c) == space
+                            && !is_reduction(m, c)
+                            && !matches!(m.expr(c), Expr::Bcast(..))
+                            && !plan.recompute.contains(&c)
+                    };
+                    for (c, rest) in [(x, y), (y, x)] {
+                        if !gate_factors(m, q, rest).contains(&g) {
+                            continue;
+                        }
+                        if *m.expr(c) == Expr::Read(v) {
+                            gated.insert(e);
+                            break;
+                        }
+                        if earlier(c) {
+                            gated.insert(e);
+                            alias.push((c, v));
+                            break;
+                        }
+                    }
+                }
+                if gated.is_empty() {
+                    continue;
+                }
+                // Everything else this pass must still produce, and what it needs.
+                let later_use = |e: ExprId| {
+                    self.users
+                        .get(&e)
+                        .is_some_and(|us| us.iter().any(|u| !in_b.contains(u)))
+                };
+                let is_update = |e: ExprId| m.updates.iter().any(|&(_, u)| u == e);
+                let mut dense: HashSet<ExprId> = HashSet::new();
+                let mut stack: Vec<ExprId> = nodes_b
+                    .iter()
+                    .copied()
+                    .filter(|&e| {
+                        !gated.contains(&e) && (is_reduction(m, e) || is_update(e) || later_use(e))
+                    })
+                    .collect();
+                while let Some(e) = stack.pop() {
+                    if in_b.contains(&e) && dense.insert(e) {
+                        stack.extend(m.expr(e).operands());
+                    }
+                }
+                // A reduction goes with its operand.
+                for &e in nodes_b {
+                    if let Expr::SumPre(_, a) | Expr::SumPost(_, a) = *m.expr(e) {
+                        if dense.contains(&a) {
+                            dense.insert(e);
+                        }
+                    }
+                }
+                let sparse: Vec<ExprId> = nodes_b
+                    .iter()
+                    .copied()
+                    .filter(|e| !dense.contains(e))
+                    .collect();
+                if sparse.is_empty() {
+                    continue;
+                }
+                let mut p = plan.clone();
+                p.stages[b].1.retain(|e| dense.contains(e));
+                if p.stages[b].1.is_empty() {
+                    p.stages[b].1 = sparse;
+                } else {
+                    p.stages.insert(b + 1, (space, sparse));
+                }
+                for a in alias {
+                    if !p.alias.contains(&a) {
+                        p.alias.push(a);
+                    }
+                }
+                out.push(p);
+            }
+        }
         out
     }
 
@@ -597,31 +749,67 @@ impl Cx<'_> {
     }
 }
 
-/// The common pre-side factor of a synapse stage whose only outputs are row sums of
-/// products with it (see [`Stage::gate`]).
-fn sparse_gate(m: &Module, st: &Stage, materialized: &[ExprId]) -> Option<ExprId> {
-    let Space::Syn(q) = st.space else { return None };
-    if !st.stores.is_empty() {
-        return None;
+/// Is `g` a pre-side broadcast of a neuron value over projection `q` (a possible gate)?
+fn is_gate(m: &Module, q: lang::ir::ProjId, g: ExprId) -> bool {
+    matches!(*m.expr(g), Expr::Bcast(p, Side::Pre, s) if p == q && m.space(s) != Space::Global)
+}
+
+/// The possible gates that are factors of product `e` (through products and negations):
+/// where a gate is zero, so is `e` (for finite other factors).
+fn gate_factors(m: &Module, q: lang::ir::ProjId, e: ExprId) -> Vec<ExprId> {
+    match *m.expr(e) {
+        _ if is_gate(m, q, e) => vec![e],
+        Expr::Binary(BinOp::Mul, x, y) => {
+            let mut out = gate_factors(m, q, x);
+            out.extend(gate_factors(m, q, y));
+            out
+        }
+        Expr::Unary(UnOp::Neg, x) => gate_factors(m, q, x),
+        _ => vec![],
     }
-    let mut gate = None;
+}
+
+/// The common pre-side factor of a synapse stage whose only outputs are row sums of
+/// products with it, or in-place updates that add such a product to the variable's
+/// current content (itself, or a value aliased to it): see [`Stage::gate`].
+fn sparse_gate(
+    m: &Module,
+    st: &Stage,
+    materialized: &[ExprId],
+    alias: &[(ExprId, VarId)],
+) -> Option<ExprId> {
+    let Space::Syn(q) = st.space else { return None };
+    let mut common: Option<Vec<ExprId>> = None;
+    let mut meet = |c: Vec<ExprId>| {
+        common = Some(match common.take() {
+            None => c,
+            Some(old) => old.into_iter().filter(|g| c.contains(g)).collect(),
+        });
+    };
     for &e in &st.nodes {
         match *m.expr(e) {
-            Expr::SumPre(_, a) => {
-                let Expr::Binary(lang::ir::BinOp::Mul, x, y) = *m.expr(a) else {
-                    return None;
-                };
-                let is_gate = |f: ExprId| matches!(*m.expr(f), Expr::Bcast(p, lang::ir::Side::Pre, s) if p == q && m.space(s) != Space::Global);
-                let g = [x, y].into_iter().find(|&f| is_gate(f))?;
-                if gate.is_some_and(|g0| g0 != g) {
-                    return None;
-                }
-                gate = Some(g);
-            }
-            Expr::SumPost(..) => return None,
+            Expr::SumPre(_, a) => meet(gate_factors(m, q, a)),
+            Expr::SumPost(..) | Expr::SumPop(..) => return None,
             _ if materialized.contains(&e) => return None,
             _ => {}
         }
     }
-    gate
+    for &(v, e, next) in &st.stores {
+        if next {
+            return None;
+        }
+        let Expr::Binary(BinOp::Add, x, y) = *m.expr(e) else {
+            return None;
+        };
+        let holds = |c: ExprId| *m.expr(c) == Expr::Read(v) || alias.contains(&(c, v));
+        let rest = if holds(x) {
+            y
+        } else if holds(y) {
+            x
+        } else {
+            return None;
+        };
+        meet(gate_factors(m, q, rest));
+    }
+    common?.into_iter().min()
 }

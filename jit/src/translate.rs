@@ -24,8 +24,10 @@ use std::collections::{HashMap, HashSet};
 pub struct Layout {
     /// Per scratch slot: number of elements (per episode).
     pub scratch: Vec<usize>,
-    /// Scratch slot of each materialized node.
+    /// Scratch slot of each materialized node (but those of `node_var`).
     pub node_slot: HashMap<ExprId, usize>,
+    /// Materialized nodes kept in a variable's storage (see `Schedule::alias`).
+    pub node_var: HashMap<ExprId, VarId>,
     /// Scratch slot of each next-state buffer.
     pub next_slot: HashMap<VarId, usize>,
     /// Projections that need a mask (not dense).
@@ -39,7 +41,11 @@ impl Layout {
     pub fn new(m: &Module, s: &Schedule) -> Layout {
         let mut scratch = Vec::new();
         let mut node_slot = HashMap::new();
+        let node_var: HashMap<ExprId, VarId> = s.alias.iter().copied().collect();
         for &e in &s.materialized {
+            if node_var.contains_key(&e) {
+                continue;
+            }
             node_slot.insert(e, scratch.len());
             scratch.push(m.space_size(m.space(e)));
         }
@@ -66,6 +72,7 @@ impl Layout {
         Layout {
             scratch,
             node_slot,
+            node_var,
             next_slot,
             masked,
             gate_slot,
@@ -388,12 +395,16 @@ impl<'a, 'f> Tx<'a, 'f> {
         cx: Cx,
     ) -> Result<(), JitError> {
         let m = self.m;
+        let mut deferred = Vec::new();
         for &e in plain {
             let x = self.value(e, &cx)?;
             if self.materialized.contains(&e) {
-                let slot = self.layout.node_slot[&e];
-                let a = self.addr(self.scratch_base[slot], self.index(m.space(e), &cx));
-                self.b.ins().store(flags(), x, a, 0);
+                let a = self.addr(self.node_base(e), self.index(m.space(e), &cx));
+                if self.layout.node_var.contains_key(&e) {
+                    deferred.push((x, a)); // after every read of the variable
+                } else {
+                    self.b.ins().store(flags(), x, a, 0);
+                }
             }
         }
         for &r in reductions {
@@ -421,6 +432,9 @@ impl<'a, 'f> Tx<'a, 'f> {
                 }
                 _ => unreachable!("reductions only"),
             }
+        }
+        for (x, a) in deferred {
+            self.b.ins().store(flags(), x, a, 0);
         }
         for &(v, e, next) in &stage.stores {
             let x = self.value(e, &cx)?;
@@ -648,12 +662,17 @@ impl<'a, 'f> Tx<'a, 'f> {
                     carried,
                     imm,
                 };
+                let mut deferred = Vec::new();
                 for &e in &syn_nodes {
                     let x = tx.vval(e, &vx, &per_syn)?;
                     if tx.materialized.contains(&e) {
-                        let slot = tx.layout.node_slot[&e];
-                        let a = tx.syn_addr(tx.scratch_base[slot], &vx);
-                        tx.b.ins().store(vflags(), x, a, imm);
+                        let base = tx.node_base(e);
+                        let a = tx.syn_addr(base, &vx);
+                        if tx.layout.node_var.contains_key(&e) {
+                            deferred.push((x, a)); // after every read of the variable
+                        } else {
+                            tx.b.ins().store(vflags(), x, a, imm);
+                        }
                     }
                 }
                 for &r in &reductions {
@@ -661,6 +680,9 @@ impl<'a, 'f> Tx<'a, 'f> {
                         continue;
                     };
                     let x = tx.vval(a, &vx, &per_syn)?;
+                    if tx.known_zero.contains(&x) {
+                        continue; // a term of a specialised row that is zero: adds nothing
+                    }
                     let x = tx.mask_vector(q.index(), &vx, x);
                     if let Expr::SumPre(..) = m.expr(r) {
                         let acc = tx.b.use_var(vaccs[&r]);
@@ -674,6 +696,9 @@ impl<'a, 'f> Tx<'a, 'f> {
                         let s = tx.b.ins().fadd(old, x);
                         tx.b.ins().store(vflags(), s, addr, imm);
                     }
+                }
+                for (x, a) in deferred {
+                    tx.b.ins().store(vflags(), x, a, imm);
                 }
                 for &(v, e, next) in &stage.stores {
                     let x = tx.vval(e, &vx, &per_syn)?;
@@ -881,7 +906,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         };
         let base = match *self.m.expr(s) {
             Expr::Read(var) => self.var_base[var.index()].expect("var base"),
-            _ if self.materialized.contains(&s) => self.scratch_base[self.layout.node_slot[&s]],
+            _ if self.materialized.contains(&s) => self.node_base(s),
             _ => {
                 return Err(JitError::Internal(format!(
                     "sparse gate {s:?} not in memory"
@@ -973,10 +998,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         let mut roots: Vec<ExprId> = syn_nodes.to_vec();
         for &e in syn_nodes {
             if self.materialized.contains(&e) {
-                push(
-                    (self.scratch_base[self.layout.node_slot[&e]], true),
-                    &mut out,
-                );
+                push((self.node_base(e), true), &mut out);
             }
         }
         for &r in reductions {
@@ -1016,10 +1038,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                 continue;
             }
             if self.materialized.contains(&e) && !self.current.contains(&e) {
-                push(
-                    (self.scratch_base[self.layout.node_slot[&e]], true),
-                    &mut out,
-                );
+                push((self.node_base(e), true), &mut out);
                 continue;
             }
             match *m.expr(e) {
@@ -1030,10 +1049,9 @@ impl<'a, 'f> Tx<'a, 'f> {
                     Expr::Read(var) => {
                         push((self.var_base[var.index()].expect("base"), false), &mut out)
                     }
-                    _ if self.materialized.contains(&a) => push(
-                        (self.scratch_base[self.layout.node_slot[&a]], false),
-                        &mut out,
-                    ),
+                    _ if self.materialized.contains(&a) => {
+                        push((self.node_base(a), false), &mut out)
+                    }
                     _ => {}
                 },
                 ref other => roots.extend(other.operands()),
@@ -1138,8 +1156,8 @@ impl<'a, 'f> Tx<'a, 'f> {
             )?;
             self.splat(s)
         } else if self.materialized.contains(&e) && !self.current.contains(&e) {
-            let slot = self.layout.node_slot[&e];
-            let a = self.syn_addr(self.scratch_base[slot], vx);
+            let base = self.node_base(e);
+            let a = self.syn_addr(base, vx);
             self.vload(a, vx.imm)
         } else {
             match m.expr(e).clone() {
@@ -1155,9 +1173,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                     // A pre-side neuron value: contiguous in the pre index.
                     let base = match *m.expr(a) {
                         Expr::Read(var) => self.var_base[var.index()].expect("var base"),
-                        _ if self.materialized.contains(&a) => {
-                            self.scratch_base[self.layout.node_slot[&a]]
-                        }
+                        _ if self.materialized.contains(&a) => self.node_base(a),
                         _ => {
                             return Err(JitError::Internal(format!(
                                 "broadcast of {a:?}, which no earlier stage computed"
@@ -1203,6 +1219,21 @@ impl<'a, 'f> Tx<'a, 'f> {
                             let d = self.b.ins().fadd(one, ex);
                             self.b.ins().fdiv(one, d)
                         }
+                    }
+                }
+                Expr::Binary(BinOp::Mul, a, b)
+                    if self.lanes() > 1 && (self.is_mask(a) || self.is_mask(b)) =>
+                {
+                    // A product with comparisons (a clip's derivative, say): the
+                    // comparison masks select the other factor (one `andps` each, no
+                    // 0/1 values, no multiplication).
+                    let (v, c) = if self.is_mask(b) { (a, b) } else { (b, a) };
+                    let x = self.vval(v, vx, per_syn)?;
+                    if self.known_zero.contains(&x) {
+                        x
+                    } else {
+                        let mk = self.vmask(c, vx, per_syn)?;
+                        self.b.ins().band(x, mk)
                     }
                 }
                 Expr::Binary(op, a, b) => {
@@ -1284,6 +1315,43 @@ impl<'a, 'f> Tx<'a, 'f> {
         Ok(v)
     }
 
+    /// Is `e` a comparison (or a product of comparisons) computed per synapse in the
+    /// current stage: a 0/1 value that [`Self::vmask`] can give as a lane mask?
+    fn is_mask(&self, e: ExprId) -> bool {
+        if self.row_splats.contains_key(&e)
+            || self.assumed_zero.contains(&e)
+            || (self.materialized.contains(&e) && !self.current.contains(&e))
+        {
+            return false;
+        }
+        match *self.m.expr(e) {
+            Expr::Binary(BinOp::Lt | BinOp::Le, ..) => true,
+            Expr::Binary(BinOp::Mul, a, b) => self.is_mask(a) && self.is_mask(b),
+            _ => false,
+        }
+    }
+
+    /// The f32x4 lane mask (all ones where true) of a node that [`Self::is_mask`].
+    fn vmask(&mut self, e: ExprId, vx: &VCx, per_syn: &HashSet<ExprId>) -> Result<Value, JitError> {
+        match *self.m.expr(e) {
+            Expr::Binary(op @ (BinOp::Lt | BinOp::Le), a, b) => {
+                let (x, y) = (self.vval(a, vx, per_syn)?, self.vval(b, vx, per_syn)?);
+                let cc = if op == BinOp::Lt {
+                    FloatCC::LessThan
+                } else {
+                    FloatCC::LessThanOrEqual
+                };
+                let c = self.b.ins().fcmp(cc, x, y);
+                Ok(self.b.ins().bitcast(types::F32X4, little(), c))
+            }
+            Expr::Binary(BinOp::Mul, a, b) => {
+                let (x, y) = (self.vmask(a, vx, per_syn)?, self.vmask(b, vx, per_syn)?);
+                Ok(self.b.ins().band(x, y))
+            }
+            _ => Err(JitError::Internal(format!("{e:?} is not a mask"))),
+        }
+    }
+
     // ---------------------------------------------------------------- values
 
     fn fconst(&mut self, x: f64) -> Value {
@@ -1313,6 +1381,15 @@ impl<'a, 'f> Tx<'a, 'f> {
         }
     }
 
+    /// Where a materialized node lives: its scratch buffer, or the storage of the
+    /// variable it is kept in.
+    fn node_base(&self, e: ExprId) -> Value {
+        match self.layout.node_var.get(&e) {
+            Some(v) => self.var_base[v.index()].expect("var base"),
+            None => self.scratch_base[self.layout.node_slot[&e]],
+        }
+    }
+
     fn cached(&self, e: ExprId) -> Option<Value> {
         self.scopes.iter().rev().find_map(|s| s.get(&e).copied())
     }
@@ -1334,8 +1411,8 @@ impl<'a, 'f> Tx<'a, 'f> {
         let m = self.m;
         // A value from an earlier stage: load it.
         if self.materialized.contains(&e) && !self.current.contains(&e) {
-            let slot = self.layout.node_slot[&e];
-            let a = self.addr(self.scratch_base[slot], index);
+            let base = self.node_base(e);
+            let a = self.addr(base, index);
             let v = self.b.ins().load(self.ty, flags(), a, 0);
             return Ok(self.remember(e, v, m.space(e)));
         }
@@ -1406,8 +1483,8 @@ impl<'a, 'f> Tx<'a, 'f> {
                 Ok(self.b.ins().load(self.ty, flags(), addr, 0))
             }
             _ if self.materialized.contains(&a) => {
-                let slot = self.layout.node_slot[&a];
-                let addr = self.addr(self.scratch_base[slot], idx);
+                let base = self.node_base(a);
+                let addr = self.addr(base, idx);
                 Ok(self.b.ins().load(self.ty, flags(), addr, 0))
             }
             _ => Err(JitError::Internal(format!(

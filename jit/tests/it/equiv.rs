@@ -166,33 +166,46 @@ fn f32_kernels_track_the_interpreter_step_by_step() {
 /// random states, adjoints and gradients.
 #[test]
 fn adjoint_kernels_match_the_interpreter() {
+    adjoint_kernels_track_the_interpreter::<f64>(Precision::F64, 1e-9);
+}
+
+/// The same in f32, whose vector loops (reassociated sums, comparison masks, rows
+/// specialised on a zero post factor) the f64 kernels never run.
+#[test]
+fn f32_adjoint_kernels_track_the_interpreter() {
+    adjoint_kernels_track_the_interpreter::<f32>(Precision::F32, 1e-4);
+}
+
+fn adjoint_kernels_track_the_interpreter<T: Elem>(precision: Precision, tol: f64) {
     for f in network_files() {
         let m = lower_file(&f);
         let adj = lang::diff::diff(&m).unwrap();
         let a = &adj.module;
         let mut inst = instantiate(&m, 3).unwrap();
         inst.params.resize(a.vars.len(), Vec::new());
-        let kernel = compile(
-            a,
-            Options {
-                precision: Precision::F64,
-            },
-        )
-        .unwrap_or_else(|e| panic!("{f}: {e}"));
+        let kernel = compile(a, Options { precision }).unwrap_or_else(|e| panic!("{f}: {e}"));
         let batch = 2;
-        let mut runner: Runner<'_, f64> = Runner::new(&kernel, a, &inst, batch, 4).unwrap();
+        let mut runner: Runner<'_, T> = Runner::new(&kernel, a, &inst, batch, 4).unwrap();
         let mut state = initial_state(a, &inst, batch, 4).unwrap();
         let mut interp = Interp::new(a, &inst).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(17);
         for _ in 0..20 {
-            // Random forward state and inputs (as a checkpoint would restore), adjoints.
+            // Random forward state and inputs (as a checkpoint would restore), adjoints;
+            // values exact in f32, so both start from the same numbers. Spikes and some
+            // adjoints are often exactly zero, as in a real run.
             for (v, var) in a.vars.iter() {
                 if matches!(var.kind, VarKind::Param { .. }) {
                     continue;
                 }
                 let vals: Vec<f64> = state.values[v.index()]
                     .iter()
-                    .map(|_| rng.gen_range(-1.0..1.0))
+                    .map(|_| {
+                        if rng.gen_bool(0.3) {
+                            0.0
+                        } else {
+                            f64::from(rng.gen_range(-1.0f32..1.0))
+                        }
+                    })
                     .collect();
                 state.values[v.index()].copy_from_slice(&vals);
                 runner.set(v, &vals);
@@ -204,10 +217,29 @@ fn adjoint_kernels_match_the_interpreter() {
                     continue;
                 }
                 let (x, y) = (&state.values[v.index()], runner.get(v));
-                for (k, (p, q)) in x.iter().zip(&y).enumerate() {
-                    let ok = (p.is_nan() && q.is_nan()) || (p - q).abs() <= 1e-9 * p.abs().max(1.0);
-                    assert!(ok, "{f}: {}[{k}]: interp {p}, jit {q}", var.name);
-                }
+                let bad: Vec<(usize, f64, f64)> = x
+                    .iter()
+                    .zip(&y)
+                    .enumerate()
+                    .filter(|&(_, (p, q))| {
+                        !((p.is_nan() && q.is_nan()) || (p - q).abs() <= tol * p.abs().max(1.0))
+                    })
+                    .map(|(k, (&p, &q))| (k, p, q))
+                    .collect();
+                // f32 may recompute a forward spike or comparison on the other side of
+                // its threshold: isolated elements may differ, never more.
+                let allowed = if precision == Precision::F32 {
+                    (x.len() / 100).max(1)
+                } else {
+                    0
+                };
+                assert!(
+                    bad.len() <= allowed,
+                    "{f}: {}: {} elements differ, first (index, interp, jit) {:?}",
+                    var.name,
+                    bad.len(),
+                    bad[0]
+                );
             }
         }
     }
