@@ -1,9 +1,11 @@
 //! Backpropagation through time on compiled kernels, within a memory budget.
 //!
 //! Each episode runs on one thread from start to end (episode-major): the forward
-//! kernel runs all steps and keeps the forward state every `checkpoint` steps; then,
-//! segment by segment from the last, the forward is recomputed from its checkpoint
-//! keeping every step of the segment, and the adjoint kernel runs back through it.
+//! kernel runs all steps and keeps the forward state every `checkpoint` steps, and
+//! every step of the last segment; then, segment by segment from the last, the forward
+//! is recomputed from its checkpoint keeping every step of the segment (the last one
+//! is already kept), and the adjoint kernel runs back through it. With one segment
+//! (`checkpoint >= steps`) nothing is recomputed.
 //! Neuron-level and synapse-level state alike are checkpointed, so memory per episode
 //! is `(steps / K + K)` forward states, and the gradients do not depend on `K`: the
 //! recomputed forward is bit-identical to the first.
@@ -129,9 +131,17 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         let mut recorded: Vec<T> = Vec::with_capacity(steps * input_len);
         let mut acc = L::Acc::default();
         let mut checkpoints = Vec::with_capacity(n_seg);
+        // One segment's states, allocated once and overwritten by every segment (fresh
+        // allocations of synapse-sized states each step cost page faults). The last
+        // segment's are kept by the first pass, so it is never recomputed.
+        let mut segment: Vec<Vec<Vec<T>>> = Vec::with_capacity(k_seg);
+        let last = (n_seg - 1) * k_seg;
         for t in 0..steps {
             if t % k_seg == 0 {
                 checkpoints.push(save(ep));
+            }
+            if t >= last {
+                segment.push(save(ep));
             }
             loss.inputs(b, t, ep, &mut acc);
             for &v in &input_vars {
@@ -148,14 +158,13 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
                 at += x.len();
             }
         };
-
-        // One segment's states, allocated once and overwritten by every segment (fresh
-        // allocations of synapse-sized states each step cost page faults).
-        let mut segment: Vec<Vec<Vec<T>>> = Vec::with_capacity(k_seg);
         for (s, cp) in checkpoints.iter().enumerate().rev() {
             let (t0, t1) = (s * k_seg, ((s + 1) * k_seg).min(steps));
-            load(ep, cp);
-            for t in t0..t1 {
+            // Recompute the segment from its checkpoint (but the last: kept).
+            if t0 != last {
+                load(ep, cp);
+            }
+            for t in (t0..t1).filter(|_| t0 != last) {
                 match segment.get_mut(t - t0) {
                     Some(kept) => {
                         for (&v, x) in states.iter().zip(kept.iter_mut()) {
