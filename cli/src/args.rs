@@ -74,6 +74,12 @@ pub enum Command {
         after_help = "Writes into the output directory: log.jsonl (one line per iteration), checkpoint.json (after\nevery iteration; --resume continues from it), and at the end learned.rule (the network, self-\ncontained, with the learned values), learned.json (the values), eval.json (loss, metric and reward per\ntrial on held-out episodes) and training.svg (the curves).\n\nTasks: w1, cue-reward, t-maze, evidence, evidence-reversal, one-shot, regression; each module of\nbenchmarks/src/tasks/ documents its task and options (all take `input` and `readout`).\n\nExamples:\n  ruleopt train rules/networks/w1.rule --task w1 --iterations 50\n  ruleopt train net.rule --task w1 --task-options '{\"contrast\": 0.3, \"steps\": 500}' --lr 0.003\n  ruleopt train net.rule --out runs/a --resume"
     )]
     Train(TrainArgs),
+    /// Meta-train several networks on several tasks with several seeds and tabulate the
+    /// held-out results (the plasticity-rule comparison).
+    #[command(
+        after_help = "Each network (default: every file of rules/comparison) is resized to each task's inputs and\nchoices and trained like `ruleopt train` into OUT/TASK/NETWORK/seed-S/. OUT/RESULTS.md gets one\ntable per task (held-out metric, mean ± sd over seeds, training time), OUT/TASK-training.svg\nand OUT/TASK-within-episode.svg the curves. Finished runs are kept and stopped ones resumed, so\nthe command can be interrupted and run again.\n\nExamples:\n  ruleopt compare --task cue-reward --seeds 3 --iterations 2000\n  ruleopt compare rules/comparison/backpropamine.rule rules/comparison/lif_static.rule --task t-maze \\\n      --task-options 't-maze={\"trials\": 20}'"
+    )]
+    Compare(CompareArgs),
 }
 
 /// Which engine runs a simulation.
@@ -241,6 +247,53 @@ pub struct TrainArgs {
     /// iteration trains on them); 0 skips the evaluation.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub eval_episodes: u32,
+}
+
+/// `ruleopt compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Networks: .rule files or directories of them (default: rules/comparison).
+    #[arg(value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// A task to compare on; repeatable (default: cue-reward, t-maze, evidence,
+    /// one-shot, regression).
+    #[arg(long = "task", value_name = "NAME")]
+    pub tasks: Vec<String>,
+    /// Options of one task: `TASK=JSON` or `TASK=@FILE`; repeatable.
+    #[arg(long = "task-options", value_name = "TASK=JSON", value_parser = parse_task_options)]
+    pub task_options: Vec<(String, String)>,
+    /// Seeds per network and task (0, 1, ...).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub seeds: u32,
+    /// Outer-loop iterations per run.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub iterations: u32,
+    /// Episodes per iteration.
+    #[arg(short = 'B', long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Held-out episodes each run is evaluated on.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub eval_episodes: u32,
+    /// Element type of the compiled kernels.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
+    /// The output directory.
+    #[arg(long, value_name = "DIR", default_value = "runs/compare")]
+    pub out: PathBuf,
+}
+
+/// `TASK=JSON`.
+fn parse_task_options(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((t, j)) if !t.trim().is_empty() => Ok((t.trim().to_string(), j.to_string())),
+        _ => Err(format!("expected TASK=JSON, found `{s}`")),
+    }
 }
 
 /// `ruleopt bench`.

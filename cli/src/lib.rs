@@ -11,6 +11,7 @@
 pub mod args;
 pub mod bench;
 pub mod bundled;
+pub mod compare;
 pub mod load;
 pub mod raster;
 pub mod render;
@@ -177,6 +178,7 @@ pub fn run(cli: &Cli, o: &mut Output<'_>) -> Result<(), Error> {
         Command::Simulate(a) => simulate(a, o),
         Command::Bench(a) => bench::bench(a, o),
         Command::Train(a) => train::train(a, o),
+        Command::Compare(a) => compare::compare(a, o),
     }
 }
 

@@ -4,10 +4,11 @@
 use crate::args::TrainArgs;
 use crate::load::Session;
 use crate::{Error, Output};
+use benchmarks::tasks::env::EnvTask;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use plotters::prelude::*;
 use search::train::{write_atomic, IterLog, TrainConfig, Trainer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `ruleopt train`.
 pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
@@ -33,83 +34,139 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", module.name, a.task)));
-    let mut trainer = Trainer::new(&module, &task, cfg)?;
-    writeln!(
+    let run = Run {
+        file: &a.file,
+        module: &module,
+        files: &files,
+        task: &task,
+        cfg,
+        dir: &dir,
+        resume: a.resume,
+        eval_episodes: a.eval_episodes as usize,
+    };
+    run.go(o).map(|_| ())
+}
+
+/// One training run: a checked network, a task, a configuration, a directory.
+pub(crate) struct Run<'a> {
+    /// The rule file (for the learned rule's header).
+    pub file: &'a Path,
+    /// The network.
+    pub module: &'a lang::ir::Module,
+    /// Its parsed files (for writing the learned rule).
+    pub files: &'a [(lang::FileId, lang::ast::File)],
+    /// The task.
+    pub task: &'a EnvTask,
+    /// The optimiser and run shape.
+    pub cfg: TrainConfig,
+    /// The run directory.
+    pub dir: &'a Path,
+    /// Continue from the directory's checkpoint.
+    pub resume: bool,
+    /// Held-out episodes for the final evaluation (0: none).
+    pub eval_episodes: usize,
+}
+
+/// What a finished run gives back.
+pub(crate) struct Outcome {
+    /// Every iteration's record.
+    pub log: Vec<IterLog>,
+    /// The score on held-out episodes, if evaluated.
+    pub eval: Option<search::train::Score>,
+}
+
+impl Run<'_> {
+    /// Trains, evaluates, and writes the run's files; prints a summary to `o.out`.
+    pub(crate) fn go(self, o: &mut Output<'_>) -> Result<Outcome, Error> {
+        let Run {
+            file,
+            module,
+            files,
+            task,
+            cfg,
+            dir,
+            resume,
+            eval_episodes,
+        } = self;
+        let task_name = search::train::Task::name(task).to_string();
+        let (iterations, batch, seed, lr) = (cfg.iterations, cfg.batch, cfg.seed, cfg.lr);
+        let mut trainer = Trainer::new(module, task, cfg)?;
+        writeln!(
         o.err,
         "training `{}` on task {} in {}: {} iterations of {} episodes, BPTT checkpoint every {} steps",
         module.name,
-        a.task,
+        task_name,
         dir.display(),
-        a.iterations,
-        a.batch,
+        iterations,
+        batch,
         trainer.checkpoint_interval()
     )
     .map_err(Error::Output)?;
-    let total = a.iterations as u64;
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} iterations  {msg}  [{elapsed_precise} < {eta_precise}]",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let metric = task_metric(&task);
-    let quiet_every = (total / 20).max(1);
-    let hidden = bar.is_hidden();
-    let mut notes: Vec<String> = Vec::new();
-    let result = trainer.run(&dir, a.resume, &mut |rec: &IterLog| {
-        let msg = format!(
-            "loss {:.4}  {metric} {:.3}  |grad| {:.3}",
-            rec.score.loss, rec.score.metric, rec.grad_norm
+        let total = iterations as u64;
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} iterations  {msg}  [{elapsed_precise} < {eta_precise}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        bar.set_position(rec.iteration as u64 + 1);
-        bar.set_message(msg.clone());
-        // Without a terminal, a line now and then instead of the bar.
-        let n = rec.iteration as u64 + 1;
-        if hidden && (n.is_multiple_of(quiet_every) || n == total) {
-            notes.push(format!(
-                "iteration {n}/{total}: {msg} ({:.2} s)",
-                rec.seconds
-            ));
-        }
-    });
-    bar.finish_and_clear();
-    for n in &notes {
-        writeln!(o.err, "{n}").map_err(Error::Output)?;
-    }
-    let result = result?;
-    // The learned parameters on held-out episodes.
-    let eval = if a.eval_episodes > 0 {
-        let seed = u64::MAX - a.seed;
-        let score = trainer.evaluate(a.eval_episodes as usize, seed)?;
-        let json = serde_json::json!({
-            "episodes": a.eval_episodes, "seed": seed, "loss": score.loss,
-            search::train::Task::metric_name(&task): score.metric, "trial_rewards": score.curve,
+        let metric = task_metric(task);
+        let quiet_every = (total / 20).max(1);
+        let hidden = bar.is_hidden();
+        let mut notes: Vec<String> = Vec::new();
+        let result = trainer.run(dir, resume, &mut |rec: &IterLog| {
+            let msg = format!(
+                "loss {:.4}  {metric} {:.3}  |grad| {:.3}",
+                rec.score.loss, rec.score.metric, rec.grad_norm
+            );
+            bar.set_position(rec.iteration as u64 + 1);
+            bar.set_message(msg.clone());
+            // Without a terminal, a line now and then instead of the bar.
+            let n = rec.iteration as u64 + 1;
+            if hidden && (n.is_multiple_of(quiet_every) || n == total) {
+                notes.push(format!(
+                    "iteration {n}/{total}: {msg} ({:.2} s)",
+                    rec.seconds
+                ));
+            }
         });
-        write_atomic(&dir.join("eval.json"), format!("{json}\n").as_bytes())?;
-        Some(score)
-    } else {
-        None
-    };
-    // The learned values, as JSON and as a self-contained rule file.
-    let values = result.learned.to_values(&module);
-    write_atomic(&dir.join("learned.json"), values.to_json().as_bytes())?;
-    let last = result.log.last();
-    let header = vec![
+        bar.finish_and_clear();
+        for n in &notes {
+            writeln!(o.err, "{n}").map_err(Error::Output)?;
+        }
+        let result = result?;
+        // The learned parameters on held-out episodes.
+        let eval = if eval_episodes > 0 {
+            let seed = u64::MAX - seed;
+            let score = trainer.evaluate(eval_episodes, seed)?;
+            let json = serde_json::json!({
+                "episodes": eval_episodes, "seed": seed, "loss": score.loss,
+                search::train::Task::metric_name(task): score.metric, "trial_rewards": score.curve,
+            });
+            write_atomic(&dir.join("eval.json"), format!("{json}\n").as_bytes())?;
+            Some(score)
+        } else {
+            None
+        };
+        // The learned values, as JSON and as a self-contained rule file.
+        let values = result.learned.to_values(module);
+        write_atomic(&dir.join("learned.json"), values.to_json().as_bytes())?;
+        let last = result.log.last();
+        let header = vec![
         format!(
             "Learned by `ruleopt train {} --task {}`: {} iterations, seed {}, {} episodes per iteration, lr {}.",
-            a.file.display(),
-            a.task,
+            file.display(),
+            task_name,
             result.log.len(),
-            a.seed,
-            a.batch,
-            a.lr
+            seed,
+            batch,
+            lr
         ),
-        format!("Task options: {}", task_options_text(&task)),
+        format!("Task options: {}", task_options_text(task)),
         match (&eval, last) {
             (Some(e), _) => format!(
                 "Held-out episodes ({}): loss {:.6}, {metric} {:.4}.",
-                a.eval_episodes, e.loss, e.metric
+                eval_episodes, e.loss, e.metric
             ),
             (None, Some(l)) => format!(
                 "Last iteration: loss {:.6}, {metric} {:.4}.",
@@ -119,19 +176,19 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
         },
         "Values of non-scalar parameters: learned.json (internal units: ms).".into(),
     ];
-    let text =
-        lang::learned::rule_with_values(&files, &module.name, &values, "learned.json", &header)
-            .map_err(|e| Error::Init(format!("cannot write the learned rule: {e}")))?;
-    write_atomic(&dir.join("learned.rule"), text.as_bytes())?;
-    if !result.log.is_empty() {
-        let curve = eval.as_ref().map_or(&[][..], |e| &e.curve[..]);
-        let svg = curves_svg(&module.name, &a.task, &metric, &result.log, curve)?;
-        write_atomic(&dir.join("training.svg"), svg.as_bytes())?;
-    }
-    // The summary.
-    if let Some(first) = result.log.first() {
-        let l = last.unwrap_or(first);
-        writeln!(
+        let text =
+            lang::learned::rule_with_values(files, &module.name, &values, "learned.json", &header)
+                .map_err(|e| Error::Init(format!("cannot write the learned rule: {e}")))?;
+        write_atomic(&dir.join("learned.rule"), text.as_bytes())?;
+        if !result.log.is_empty() {
+            let curve = eval.as_ref().map_or(&[][..], |e| &e.curve[..]);
+            let svg = curves_svg(&module.name, &task_name, &metric, &result.log, curve)?;
+            write_atomic(&dir.join("training.svg"), svg.as_bytes())?;
+        }
+        // The summary.
+        if let Some(first) = result.log.first() {
+            let l = last.unwrap_or(first);
+            writeln!(
             o.out,
             "loss {:.4} -> {:.4}, {metric} {:.3} -> {:.3} over {} iterations ({:.1} s per iteration)",
             first.score.loss,
@@ -142,43 +199,48 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
             result.log.iter().map(|r| r.seconds).sum::<f64>() / result.log.len() as f64
         )
         .map_err(Error::Output)?;
-    }
-    if let Some(e) = &eval {
+        }
+        if let Some(e) = &eval {
+            writeln!(
+                o.out,
+                "held-out ({} episodes): loss {:.4}, {metric} {:.3}",
+                eval_episodes, e.loss, e.metric
+            )
+            .map_err(Error::Output)?;
+        }
+        for (name, e) in &values.params {
+            if e.data.len() == 1 {
+                writeln!(o.out, "  {name} = {}", e.data[0]).map_err(Error::Output)?;
+            } else {
+                let mean = e.data.iter().sum::<f64>() / e.data.len() as f64;
+                writeln!(o.out, "  {name}: {} values, mean {mean:.4}", e.data.len())
+                    .map_err(Error::Output)?;
+            }
+        }
         writeln!(
             o.out,
-            "held-out ({} episodes): loss {:.4}, {metric} {:.3}",
-            a.eval_episodes, e.loss, e.metric
+            "wrote {}",
+            [
+                "learned.rule",
+                "learned.json",
+                "eval.json",
+                "training.svg",
+                "log.jsonl",
+                "checkpoint.json"
+            ]
+            .iter()
+            .map(|f| dir.join(f))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
         )
         .map_err(Error::Output)?;
+        Ok(Outcome {
+            log: result.log,
+            eval,
+        })
     }
-    for (name, e) in &values.params {
-        if e.data.len() == 1 {
-            writeln!(o.out, "  {name} = {}", e.data[0]).map_err(Error::Output)?;
-        } else {
-            let mean = e.data.iter().sum::<f64>() / e.data.len() as f64;
-            writeln!(o.out, "  {name}: {} values, mean {mean:.4}", e.data.len())
-                .map_err(Error::Output)?;
-        }
-    }
-    writeln!(
-        o.out,
-        "wrote {}",
-        [
-            "learned.rule",
-            "learned.json",
-            "eval.json",
-            "training.svg",
-            "log.jsonl",
-            "checkpoint.json"
-        ]
-        .iter()
-        .map(|f| dir.join(f))
-        .filter(|p| p.exists())
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-    )
-    .map_err(Error::Output)
 }
 
 /// The metric's name, marked when lower is better.
@@ -196,7 +258,7 @@ fn task_options_text(task: &benchmarks::tasks::env::EnvTask) -> String {
 }
 
 /// `--task-options`: inline JSON or `@FILE`.
-fn task_options(arg: Option<&str>) -> Result<serde_json::Value, Error> {
+pub(crate) fn task_options(arg: Option<&str>) -> Result<serde_json::Value, Error> {
     let Some(arg) = arg else {
         return Ok(serde_json::Value::Null);
     };

@@ -24,36 +24,50 @@ pub fn rule_with_values(
     values_path: &str,
     header: &[String],
 ) -> Result<String, String> {
-    let mut models = Vec::new();
+    rule_text(files, network, header, |net| {
+        for (name, entry) in &values.params {
+            let scalar = entry.data.len() == 1 && entry.shape.is_empty();
+            let init = if scalar && matches!(entry.unit, 0 | 1) {
+                let unit = (entry.unit == 1).then_some(Unit::Ms);
+                Init::Expr(Expr {
+                    kind: ExprKind::Num(entry.data[0], unit),
+                    span: Span::default(),
+                })
+            } else {
+                Init::File {
+                    path: values_path.to_string(),
+                    span: Span::default(),
+                }
+            };
+            set_init(net, name, init)?;
+        }
+        Ok(())
+    })
+}
+
+/// The self-contained text of network `network` of `files` (every model, no imports)
+/// after `edit`, with `header` lines as `//` comments first.
+pub fn rule_text(
+    files: &[(FileId, File)],
+    network: &str,
+    header: &[String],
+    edit: impl FnOnce(&mut Network) -> Result<(), String>,
+) -> Result<String, String> {
+    let mut items = Vec::new();
     let mut net: Option<Network> = None;
     for (_, f) in files {
         for item in &f.items {
             match item {
                 Item::Import(_) => {}
-                Item::Model(m) => models.push(Item::Model(m.clone())),
+                Item::Model(m) => items.push(Item::Model(m.clone())),
                 Item::Network(n) if n.name.name == network => net = Some(n.clone()),
                 Item::Network(_) => {}
             }
         }
     }
     let mut net = net.ok_or_else(|| format!("no network named `{network}`"))?;
-    for (name, entry) in &values.params {
-        let init = if entry.data.len() == 1 && entry.shape.is_empty() && matches!(entry.unit, 0 | 1)
-        {
-            let unit = (entry.unit == 1).then_some(Unit::Ms);
-            Init::Expr(Expr {
-                kind: ExprKind::Num(entry.data[0], unit),
-                span: Span::default(),
-            })
-        } else {
-            Init::File {
-                path: values_path.to_string(),
-                span: Span::default(),
-            }
-        };
-        set_init(&mut net, name, init)?;
-    }
-    models.push(Item::Network(net));
+    edit(&mut net)?;
+    items.push(Item::Network(net));
     let mut out = String::new();
     for line in header {
         out += &format!("// {line}\n");
@@ -61,8 +75,28 @@ pub fn rule_with_values(
     if !header.is_empty() {
         out.push('\n');
     }
-    out += &File { items: models }.to_string();
+    out += &File { items }.to_string();
     Ok(out)
+}
+
+/// Sets the size of the input or population `name` of `net`.
+pub fn set_size(net: &mut Network, name: &str, new: usize) -> Result<(), String> {
+    for m in &mut net.members {
+        match m {
+            NetMember::Input { name: n, size, .. }
+            | NetMember::Population { name: n, size, .. }
+                if n.name == name =>
+            {
+                *size = new;
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+    Err(format!(
+        "network `{}` has no input or population `{name}`",
+        net.name.name
+    ))
 }
 
 /// Gives the parameter `qualified` (`pop.p`, `proj.p` or a network-level name) of

@@ -632,7 +632,7 @@ impl<'a, K: Task> Trainer<'a, K> {
 }
 
 /// The records of `log.jsonl` before iteration `upto` (a missing log is empty).
-fn read_log(path: &Path, upto: usize, metric: &str) -> Result<Vec<IterLog>, TrainError> {
+pub fn read_log(path: &Path, upto: usize, metric: &str) -> Result<Vec<IterLog>, TrainError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),

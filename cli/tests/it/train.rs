@@ -321,3 +321,95 @@ fn cue_reward_trains_and_is_evaluated_on_held_out_episodes() {
     // The learned rule is self-contained: it checks without the imported files.
     ruleopt(&dir.path().join("cr"), &["check", "learned.rule"]).expect_code(0);
 }
+
+/// `ruleopt compare`: networks resized to each task, runs kept and resumed, one table
+/// and two plots per task.
+#[test]
+fn compare_tabulates_networks_on_tasks_and_keeps_finished_runs() {
+    let dir = TempDir::fresh();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let args = |iterations: &str| -> Vec<String> {
+        [
+            repo.join("rules/comparison/lif_static.rule")
+                .display()
+                .to_string(),
+            repo.join("rules/comparison/backpropamine.rule")
+                .display()
+                .to_string(),
+            "--task".into(),
+            "t-maze".into(),
+            "--task-options".into(),
+            r#"t-maze={"trials": 4, "window": 4}"#.into(),
+            "--seeds".into(),
+            "2".into(),
+            "--iterations".into(),
+            iterations.into(),
+            "-B".into(),
+            "2".into(),
+            "--eval-episodes".into(),
+            "2".into(),
+            "--out".into(),
+            "cmp".into(),
+        ]
+        .into_iter()
+        .collect()
+    };
+    let run = |extra: &str| {
+        let mut a = vec!["compare".to_string()];
+        a.extend(args(extra));
+        ruleopt(
+            dir.path(),
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let first = run("2");
+    first.expect_code(0);
+    let results = read(&dir.path().join("cmp/RESULTS.md"));
+    assert!(results.contains("## t-maze"), "{results}");
+    for net in ["lif_static", "backpropamine"] {
+        assert!(results.contains(&format!("| {net} | ")), "{results}");
+        let trained = read(
+            &dir.path()
+                .join(format!("cmp/t-maze/{net}/seed-1/network.rule")),
+        );
+        // t-maze drives 20 channels: the network's 40 inputs were resized.
+        assert!(trained.contains("input x[20];"), "{trained}");
+        assert!(dir
+            .path()
+            .join(format!("cmp/t-maze/{net}/seed-0/eval.json"))
+            .exists());
+    }
+    assert!(read(&dir.path().join("cmp/t-maze-training.svg")).contains("<svg"));
+    assert!(read(&dir.path().join("cmp/t-maze-within-episode.svg")).contains("lif_static"));
+    // Again: every run is kept, none retrained.
+    let again = run("2");
+    again.expect_code(0);
+    assert_eq!(
+        again.stderr.matches("done before: kept").count(),
+        4,
+        "{}",
+        again.stderr
+    );
+    // More iterations: each run resumes from its checkpoint.
+    let more = run("3");
+    more.expect_code(0);
+    let log = read(&dir.path().join("cmp/t-maze/lif_static/seed-0/log.jsonl"));
+    assert_eq!(log.lines().count(), 3, "{log}");
+    // A bad option names the task.
+    let bad = ruleopt(
+        dir.path(),
+        &[
+            "compare",
+            "--task",
+            "t-maze",
+            "--task-options",
+            "t-maze={\"trails\": 3}",
+        ],
+    );
+    bad.expect_code(1);
+    assert!(
+        bad.stderr.contains("unknown option `trails`"),
+        "{}",
+        bad.stderr
+    );
+}

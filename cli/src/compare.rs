@@ -1,0 +1,443 @@
+//! `ruleopt compare`: meta-trains each of several networks on each of several tasks
+//! with several seeds, then tabulates the held-out metric and plots the training and
+//! within-episode curves (the plasticity-rule comparison).
+//!
+//! Layout of the output directory: `TASK/NETWORK/seed-S/` is one `ruleopt train` run
+//! (its `network.rule` is the network resized to the task's inputs and choices, the
+//! exact text trained); `RESULTS.md` holds the tables, `TASK-training.svg` and
+//! `TASK-within-episode.svg` the curves. A run that finished is not run again, one that
+//! stopped is resumed from its checkpoint: the command can be interrupted and repeated.
+
+use crate::args::CompareArgs;
+use crate::load::Session;
+use crate::train::{task_options, Run};
+use crate::{Error, Output};
+use benchmarks::tasks::env::EnvTask;
+use plotters::prelude::*;
+use search::train::{read_log, write_atomic, IterLog, Task, TrainConfig};
+use std::path::{Path, PathBuf};
+
+/// Where the comparison networks live.
+pub const DEFAULT_NETWORKS: &str = "rules/comparison";
+
+/// The tasks compared by default: the online-learning suite.
+pub const DEFAULT_TASKS: &[&str] = &["cue-reward", "t-maze", "evidence", "one-shot", "regression"];
+
+/// One run's result.
+struct RunResult {
+    network: String,
+    log: Vec<IterLog>,
+    /// Held-out metric and within-episode curve.
+    metric: f64,
+    curve: Vec<f64>,
+}
+
+/// `ruleopt compare`.
+pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
+    if let Some(t) = a.threads {
+        benchmarks::set_threads(t as usize)?;
+    }
+    let files = network_files(&a.files)?;
+    let tasks: Vec<String> = if a.tasks.is_empty() {
+        DEFAULT_TASKS.iter().map(|s| s.to_string()).collect()
+    } else {
+        a.tasks.clone()
+    };
+    let mut report = String::from("# Plasticity-rule comparison\n\n");
+    report += &format!(
+        "`ruleopt compare` with {} seeds, {} iterations of {} episodes, lr {}; metric on {} held-out episodes per run (mean ± sd over seeds); training time per run.\n",
+        a.seeds, a.iterations, a.batch, a.lr, a.eval_episodes
+    );
+    for task_name in &tasks {
+        let given = a
+            .task_options
+            .iter()
+            .find(|(t, _)| t == task_name)
+            .map(|(_, j)| j.as_str());
+        let task = benchmarks::tasks::by_name(task_name, &task_options(given)?)?;
+        let mut results: Vec<RunResult> = Vec::new();
+        for file in &files {
+            let stem = file
+                .file_stem()
+                .map_or_else(|| "network".into(), |s| s.to_string_lossy().into_owned());
+            let text = resized(file, &task, o)?;
+            for seed in 0..u64::from(a.seeds) {
+                let dir = a
+                    .out
+                    .join(task_name)
+                    .join(&stem)
+                    .join(format!("seed-{seed}"));
+                writeln!(
+                    o.err,
+                    "== {task_name} / {stem} / seed {seed} ({})",
+                    dir.display()
+                )
+                .map_err(Error::Output)?;
+                results.push(run_one(a, &task, &stem, &text, seed, &dir, o)?);
+            }
+        }
+        report += &table(&task, &results);
+        let metric = task.metric_name().to_string();
+        write_atomic(
+            &a.out.join(format!("{task_name}-training.svg")),
+            training_svg(task_name, &metric, &results)?.as_bytes(),
+        )?;
+        if results.iter().any(|r| !r.curve.is_empty()) {
+            write_atomic(
+                &a.out.join(format!("{task_name}-within-episode.svg")),
+                within_svg(task_name, &results)?.as_bytes(),
+            )?;
+        }
+    }
+    std::fs::create_dir_all(&a.out).map_err(|source| Error::Write {
+        path: a.out.display().to_string(),
+        source,
+    })?;
+    write_atomic(&a.out.join("RESULTS.md"), report.as_bytes())?;
+    writeln!(
+        o.out,
+        "{report}\nwrote {}",
+        a.out.join("RESULTS.md").display()
+    )
+    .map_err(Error::Output)
+}
+
+/// The `.rule` files to compare: those given (files, or directories of them), or the
+/// default directory's.
+fn network_files(given: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let given = if given.is_empty() {
+        vec![PathBuf::from(DEFAULT_NETWORKS)]
+    } else {
+        given.to_vec()
+    };
+    let mut out = Vec::new();
+    for p in given {
+        if p.is_dir() {
+            let mut in_dir: Vec<PathBuf> = std::fs::read_dir(&p)
+                .map_err(|source| Error::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "rule"))
+                .collect();
+            in_dir.sort();
+            out.extend(in_dir);
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The network of `file` as one self-contained text, its input and readout population
+/// resized to the task's channels and choices.
+fn resized(file: &Path, task: &EnvTask, o: &mut Output<'_>) -> Result<String, Error> {
+    let mut session = Session::open(file)?;
+    let (module, files) = session.module_and_files(None, o.err, o.err_color)?;
+    let bad = |msg: String| Error::Init(format!("{}: {msg}", file.display()));
+    let inputs: Vec<&str> = module
+        .vars
+        .iter()
+        .filter(|(_, v)| v.kind == lang::ir::VarKind::Input && v.name.ends_with(".out"))
+        .map(|(_, v)| v.name.trim_end_matches(".out"))
+        .collect();
+    let input = match (&task.input, inputs.as_slice()) {
+        (Some(name), _) => name.clone(),
+        (None, [one]) => one.to_string(),
+        _ => {
+            return Err(bad(
+                "the network needs exactly one `input` (or the task's `input` option)".into(),
+            ))
+        }
+    };
+    let readout = match &task.readout {
+        Some(name) => name.clone(),
+        None => module
+            .readouts
+            .first()
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| bad("the network has no readout".into()))?,
+    };
+    let readout_pop = readout.split('.').next().unwrap_or_default().to_string();
+    let header = vec![
+        format!("{} resized for task {}", file.display(), task.name()),
+        "(written by `ruleopt compare`; the network that this run trains)".into(),
+    ];
+    lang::learned::rule_text(&files, &module.name, &header, |net| {
+        if let Some(c) = task.channels {
+            lang::learned::set_size(net, &input, c)?;
+        }
+        if let Some(k) = task.classes {
+            lang::learned::set_size(net, &readout_pop, k)?;
+        }
+        Ok(())
+    })
+    .map_err(bad)
+}
+
+/// Trains (or resumes, or reads back) one run.
+fn run_one(
+    a: &CompareArgs,
+    task: &EnvTask,
+    stem: &str,
+    text: &str,
+    seed: u64,
+    dir: &Path,
+    o: &mut Output<'_>,
+) -> Result<RunResult, Error> {
+    let file = dir.join("network.rule");
+    let ck = dir.join("checkpoint.json");
+    match std::fs::read_to_string(&file) {
+        Ok(old) if old != text && ck.exists() => {
+            return Err(Error::Init(format!(
+                "{} differs from the network being compared now (the rule file changed since this run started): move {} away to start it again",
+                file.display(),
+                dir.display()
+            )))
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    write_atomic(&file, text.as_bytes())?;
+    let metric = task.metric_name().to_string();
+    let done = std::fs::read_to_string(&ck)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("next_iteration").and_then(|n| n.as_u64()))
+        .is_some_and(|n| n as usize >= a.iterations as usize)
+        && dir.join("eval.json").exists();
+    if done {
+        let eval: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("eval.json")).map_err(|source| Error::Read {
+                path: dir.join("eval.json").display().to_string(),
+                source,
+            })?,
+        )
+        .map_err(|e| Error::Init(format!("{}: {e}", dir.join("eval.json").display())))?;
+        writeln!(o.err, "   done before: kept").map_err(Error::Output)?;
+        return Ok(RunResult {
+            network: stem.to_string(),
+            log: read_log(&dir.join("log.jsonl"), usize::MAX, &metric)?,
+            metric: eval
+                .get(&metric)
+                .and_then(|v| v.as_f64())
+                .unwrap_or(f64::NAN),
+            curve: eval
+                .get("trial_rewards")
+                .and_then(|v| v.as_array())
+                .map(|xs| xs.iter().filter_map(|x| x.as_f64()).collect())
+                .unwrap_or_default(),
+        });
+    }
+    let mut session = Session::open(&file)?;
+    let (module, files) = session.module_and_files(None, o.err, o.err_color)?;
+    let cfg = TrainConfig {
+        iterations: a.iterations as usize,
+        batch: a.batch as usize,
+        lr: a.lr,
+        seed,
+        precision: a.precision.into(),
+        ..TrainConfig::default()
+    };
+    let outcome = Run {
+        file: &file,
+        module: &module,
+        files: &files,
+        task,
+        cfg,
+        dir,
+        resume: ck.exists(),
+        eval_episodes: a.eval_episodes as usize,
+    }
+    .go(o)?;
+    let (metric, curve) = outcome
+        .eval
+        .map_or((f64::NAN, Vec::new()), |e| (e.metric, e.curve));
+    Ok(RunResult {
+        network: stem.to_string(),
+        log: outcome.log,
+        metric,
+        curve,
+    })
+}
+
+/// Mean and sample standard deviation.
+fn mean_sd(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n.max(1.0);
+    let var = if xs.len() > 1 {
+        xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// The networks in first-seen order.
+fn networks(results: &[RunResult]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for r in results {
+        if !out.contains(&r.network.as_str()) {
+            out.push(&r.network);
+        }
+    }
+    out
+}
+
+/// One task's table, best first.
+fn table(task: &EnvTask, results: &[RunResult]) -> String {
+    let metric = task.metric_name();
+    let better = if task.higher_is_better() {
+        "higher"
+    } else {
+        "lower"
+    };
+    let mut rows: Vec<(f64, String)> = networks(results)
+        .into_iter()
+        .map(|net| {
+            let runs: Vec<&RunResult> = results.iter().filter(|r| r.network == net).collect();
+            let (m, sd) = mean_sd(&runs.iter().map(|r| r.metric).collect::<Vec<_>>());
+            let secs: Vec<f64> = runs
+                .iter()
+                .map(|r| r.log.iter().map(|l| l.seconds).sum::<f64>())
+                .collect();
+            let (t, _) = mean_sd(&secs);
+            let key = if task.higher_is_better() { -m } else { m };
+            (
+                key,
+                format!(
+                    "| {net} | {m:.3} ± {sd:.3} | {} | {} | {t:.1} |\n",
+                    runs.len(),
+                    runs.iter().map(|r| r.log.len()).max().unwrap_or(0)
+                ),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut s = format!(
+        "\n## {}\n\nOptions: `{}`. Metric: {metric} ({better} is better).\n\n| network | {metric} (held out) | seeds | iterations | training s per run |\n|---|---|---|---|---|\n",
+        task.name(),
+        task.options()
+    );
+    for (_, r) in rows {
+        s += &r;
+    }
+    s
+}
+
+fn plot_err(e: impl std::fmt::Display) -> Error {
+    Error::Plot(e.to_string())
+}
+
+/// Lines of `(x, y)` per network, one chart.
+fn lines_svg(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[(String, Vec<(f64, f64)>)],
+) -> Result<String, Error> {
+    let pts = lines.iter().flat_map(|(_, l)| l.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for &(x, y) in pts.filter(|(_, y)| y.is_finite()) {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 550)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(plot_err)?;
+        for (i, (name, l)) in lines.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(l.iter().copied(), color))
+                .map_err(plot_err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+/// Per network, the training loss against iteration, averaged over seeds.
+fn training_svg(task: &str, metric: &str, results: &[RunResult]) -> Result<String, Error> {
+    let lines: Vec<(String, Vec<(f64, f64)>)> = networks(results)
+        .into_iter()
+        .map(|net| {
+            let runs: Vec<&RunResult> = results.iter().filter(|r| r.network == net).collect();
+            let len = runs.iter().map(|r| r.log.len()).min().unwrap_or(0);
+            let pts = (0..len)
+                .map(|i| {
+                    let m =
+                        runs.iter().map(|r| r.log[i].score.metric).sum::<f64>() / runs.len() as f64;
+                    (i as f64, m)
+                })
+                .collect();
+            (net.to_string(), pts)
+        })
+        .collect();
+    lines_svg(
+        &format!("{task}: meta-training ({metric} of each iteration's batch, mean over seeds)"),
+        "iteration",
+        metric,
+        &lines,
+    )
+}
+
+/// Per network, the reward of each trial of a held-out episode, averaged over seeds.
+fn within_svg(task: &str, results: &[RunResult]) -> Result<String, Error> {
+    let lines: Vec<(String, Vec<(f64, f64)>)> = networks(results)
+        .into_iter()
+        .map(|net| {
+            let runs: Vec<&RunResult> = results.iter().filter(|r| r.network == net).collect();
+            let len = runs.iter().map(|r| r.curve.len()).min().unwrap_or(0);
+            let pts = (0..len)
+                .map(|k| {
+                    let m = runs.iter().map(|r| r.curve[k]).sum::<f64>() / runs.len() as f64;
+                    (k as f64 + 1.0, m)
+                })
+                .collect();
+            (net.to_string(), pts)
+        })
+        .collect();
+    lines_svg(
+        &format!("{task}: within-episode learning (held-out episodes, mean over seeds)"),
+        "trial",
+        "reward",
+        &lines,
+    )
+}
