@@ -243,6 +243,10 @@ pub struct TrainArgs {
     /// Continue the run in the output directory from its checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Stop after this many minutes (before starting an iteration); the run is
+    /// checkpointed, evaluated and written as usual, and `--resume` continues it.
+    #[arg(long, value_name = "MINUTES")]
+    pub max_minutes: Option<f64>,
     /// Episodes the learned parameters are evaluated on at the end (held out: no
     /// iteration trains on them); 0 skips the evaluation.
     #[arg(long, value_name = "N", default_value_t = 64)]
@@ -286,6 +290,10 @@ pub struct CompareArgs {
     /// The output directory.
     #[arg(long, value_name = "DIR", default_value = "runs/compare")]
     pub out: PathBuf,
+    /// Stop each run after this many minutes (it is resumed by the next `compare` with
+    /// the same settings).
+    #[arg(long, value_name = "MINUTES")]
+    pub max_minutes: Option<f64>,
 }
 
 /// `TASK=JSON`.

@@ -241,6 +241,7 @@ fn run_one(
         lr: a.lr,
         seed,
         precision: a.precision.into(),
+        max_seconds: a.max_minutes.map(|m| m * 60.0),
         ..TrainConfig::default()
     };
     let outcome = Run {

@@ -28,6 +28,7 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
         precision: a.precision.into(),
         checkpoint: a.checkpoint.map(|k| k as usize),
         memory_budget: a.memory_budget,
+        max_seconds: a.max_minutes.map(|m| m * 60.0),
         ..TrainConfig::default()
     };
     let dir = a
@@ -135,6 +136,14 @@ impl Run<'_> {
             writeln!(o.err, "{n}").map_err(Error::Output)?;
         }
         let result = result?;
+        if result.log.len() < iterations {
+            writeln!(
+                o.err,
+                "stopped at the time budget after {} of {iterations} iterations: `--resume` continues",
+                result.log.len()
+            )
+            .map_err(Error::Output)?;
+        }
         // The learned parameters on held-out episodes.
         let eval = if eval_episodes > 0 {
             let seed = u64::MAX - seed;

@@ -133,6 +133,9 @@ pub struct TrainConfig {
     pub checkpoint: Option<usize>,
     /// Bytes the checkpoints of all episodes running at once may take.
     pub memory_budget: u64,
+    /// Stop (checkpointed, resumable) before an iteration that would start after this
+    /// many seconds of the run.
+    pub max_seconds: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -148,6 +151,7 @@ impl Default for TrainConfig {
             precision: Precision::F32,
             checkpoint: None,
             memory_budget: 1 << 30,
+            max_seconds: None,
         }
     }
 }
@@ -175,6 +179,11 @@ impl TrainConfig {
         if let Some(c) = self.clip {
             if !(c.is_finite() && c > 0.0) {
                 return bad("clip", "must be a positive number");
+            }
+        }
+        if let Some(m) = self.max_seconds {
+            if !(m.is_finite() && m > 0.0) {
+                return bad("max_seconds", "must be a positive number");
             }
         }
         if self.checkpoint == Some(0) {
@@ -479,7 +488,15 @@ impl<'a, K: Task> Trainer<'a, K> {
             .append(true)
             .open(&log_path)
             .map_err(|e| io_err(&log_path, e))?;
+        let started = Instant::now();
         for i in start..self.cfg.iterations {
+            if self
+                .cfg
+                .max_seconds
+                .is_some_and(|m| started.elapsed().as_secs_f64() >= m)
+            {
+                break;
+            }
             let t0 = Instant::now();
             let (score, mut grads) = self.gradient(i)?;
             let norm = grads.iter().flatten().map(|g| g * g).sum::<f64>().sqrt();

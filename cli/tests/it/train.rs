@@ -413,3 +413,36 @@ fn compare_tabulates_networks_on_tasks_and_keeps_finished_runs() {
         bad.stderr
     );
 }
+
+/// `--max-minutes` stops a run early, checkpointed; `--resume` finishes it.
+#[test]
+fn a_time_budget_stops_a_run_that_resume_finishes() {
+    let dir = project(8);
+    let args = [
+        "train",
+        "w1.rule",
+        "--task-options",
+        FAST,
+        "--iterations",
+        "50",
+        "-B",
+        "2",
+        "--out",
+        "r",
+    ];
+    let mut first = args.to_vec();
+    first.extend(["--max-minutes", "0.00001"]);
+    let run = ruleopt(dir.path(), &first);
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("stopped at the time budget after 1 of 50"),
+        "{}",
+        run.stderr
+    );
+    assert!(dir.path().join("r/learned.rule").exists());
+    let mut again = args.to_vec();
+    again.push("--resume");
+    ruleopt(dir.path(), &again).expect_code(0);
+    assert_eq!(read(&dir.path().join("r/log.jsonl")).lines().count(), 50);
+}
