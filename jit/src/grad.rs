@@ -5,9 +5,12 @@
 //! every step of the last segment; then, segment by segment from the last, the forward
 //! is recomputed from its checkpoint keeping every step of the segment (the last one
 //! is already kept), and the adjoint kernel runs back through it. With one segment
-//! (`checkpoint >= steps`) nothing is recomputed.
+//! (`checkpoint >= steps`) nothing is recomputed. The recompute runs an out-of-place
+//! forward kernel ([`crate::compile_out_of_place`]) that reads step `t`'s states from
+//! where they are kept and writes step `t + 1`'s into their slot of the segment: the
+//! segment is the storage, nothing is copied. A segment's first state is its checkpoint.
 //! Neuron-level and synapse-level state alike are checkpointed, so memory per episode
-//! is `(steps / K + K)` forward states, and the gradients do not depend on `K`: the
+//! is `(steps / K + K - 1)` forward states, and the gradients do not depend on `K`: the
 //! recomputed forward is bit-identical to the first.
 
 use crate::run::{Elem, Episode, Runner};
@@ -39,6 +42,8 @@ pub trait EpisodeLoss<T: Elem>: Sync {
 pub struct GradKernels {
     /// The forward step.
     pub forward: Kernel,
+    /// The forward step, out of place (for recomputing segments).
+    pub forward_into: Kernel,
     /// The adjoint step.
     pub adjoint: Kernel,
     /// The one-shot step for gradients through initial values.
@@ -54,6 +59,7 @@ impl GradKernels {
     ) -> Result<GradKernels, JitError> {
         Ok(GradKernels {
             forward: crate::compile(m, opts)?,
+            forward_into: crate::compile_out_of_place(m, opts)?,
             adjoint: crate::compile(&adj.module, opts)?,
             init: crate::compile(&adj.init, opts)?,
         })
@@ -67,7 +73,8 @@ pub struct Gradients<A> {
     pub grads: Vec<(VarId, Vec<f64>)>,
     /// Per episode, the loss's accumulator.
     pub accs: Vec<A>,
-    /// Forward states kept at once per episode (checkpoints plus one segment).
+    /// Forward states kept at once per episode (checkpoints plus one segment but its
+    /// first state, which is a checkpoint).
     pub states_kept: usize,
 }
 
@@ -97,6 +104,7 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
             .for_each(|x| *x = T::default());
     }
     let fwd = runner.prefix(&k.forward, m)?;
+    let fwd_into = runner.prefix(&k.forward_into, m)?;
     let init = runner.prefix(&k.init, &adj.init)?;
     let states: Vec<VarId> = m
         .vars
@@ -131,16 +139,16 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         let mut recorded: Vec<T> = Vec::with_capacity(steps * input_len);
         let mut acc = L::Acc::default();
         let mut checkpoints = Vec::with_capacity(n_seg);
-        // One segment's states, allocated once and overwritten by every segment (fresh
+        // The states after a segment's first (its checkpoint): `segment[i]` holds
+        // state(t0 + 1 + i). Allocated once and overwritten by every segment (fresh
         // allocations of synapse-sized states each step cost page faults). The last
         // segment's are kept by the first pass, so it is never recomputed.
-        let mut segment: Vec<Vec<Vec<T>>> = Vec::with_capacity(k_seg);
+        let mut segment: Vec<Vec<Vec<T>>> = Vec::with_capacity(k_seg - 1);
         let last = (n_seg - 1) * k_seg;
         for t in 0..steps {
             if t % k_seg == 0 {
                 checkpoints.push(save(ep));
-            }
-            if t >= last {
+            } else if t > last {
                 segment.push(save(ep));
             }
             loss.inputs(b, t, ep, &mut acc);
@@ -160,31 +168,31 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         };
         for (s, cp) in checkpoints.iter().enumerate().rev() {
             let (t0, t1) = (s * k_seg, ((s + 1) * k_seg).min(steps));
-            // Recompute the segment from its checkpoint (but the last: kept).
-            if t0 != last {
-                load(ep, cp);
-            }
-            for t in (t0..t1).filter(|_| t0 != last) {
-                match segment.get_mut(t - t0) {
-                    Some(kept) => {
-                        for (&v, x) in states.iter().zip(kept.iter_mut()) {
-                            x.copy_from_slice(ep.var(v));
-                        }
-                    }
-                    None => segment.push(save(ep)),
+            // Recompute the segment from its checkpoint (but the last: kept), each step
+            // reading its states where they are kept and writing the next step's into
+            // their slot (state(t1) is not needed).
+            for t in (t0..t1 - 1).filter(|_| t0 != last) {
+                let i = t - t0;
+                if segment.len() == i {
+                    segment.push(
+                        states
+                            .iter()
+                            .map(|&v| vec![T::default(); ep.var(v).len()])
+                            .collect(),
+                    );
                 }
+                let (done, rest) = segment.split_at_mut(i);
+                let from = if i == 0 { cp } else { &done[i - 1] };
                 replay(ep, t);
-                ep.step_prefix(&fwd);
+                ep.step_prefix_into(&fwd_into, from, &mut rest[0]);
             }
             for t in (t0..t1).rev() {
                 replay(ep, t);
                 loss.seed(b, t, ep, &acc);
-                // The adjoint step reads state(t) where the segment keeps it.
-                let saved: Vec<(VarId, &[T])> = states
-                    .iter()
-                    .zip(&segment[t - t0])
-                    .map(|(&v, x)| (v, &x[..]))
-                    .collect();
+                // The adjoint step reads state(t) where it is kept.
+                let kept = if t == t0 { cp } else { &segment[t - t0 - 1] };
+                let saved: Vec<(VarId, &[T])> =
+                    states.iter().zip(kept).map(|(&v, x)| (v, &x[..])).collect();
                 ep.step_reading(&saved);
             }
         }
@@ -219,7 +227,7 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
     Ok(Gradients {
         grads,
         accs: accs.into_iter().map(|(_, a)| a).collect(),
-        states_kept: n_seg + k_seg,
+        states_kept: n_seg + k_seg - 1,
     })
 }
 

@@ -5,7 +5,9 @@
 //! shared; states and inputs are `[episode][index]` and offset by the episode here);
 //! `scratch` a table of per-episode buffers (materialized nodes, next-state buffers);
 //! `masks` a table of connectivity masks (`u8`, `[post][pre]`), null for dense
-//! projections.
+//! projections. Out of place (see [`crate::schedule::schedule_out_of_place`]), `vars`
+//! holds a second table after the first: per variable, where the step writes its next
+//! value (used for states only; `[episode][index]` as well).
 
 use crate::math::Libcall;
 use crate::schedule::{param_only, Schedule, Stage};
@@ -99,6 +101,8 @@ pub(crate) struct Tx<'a, 'f> {
     ty: Type,
     es: i64,
     var_base: Vec<Option<Value>>,
+    /// Out of place: where each state's next value goes (else `None`: in place).
+    out_base: Vec<Option<Value>>,
     scratch_base: Vec<Value>,
     mask_base: Vec<Option<Value>>,
     libcalls: HashMap<Libcall, FuncRef>,
@@ -160,6 +164,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         mut b: FunctionBuilder<'f>,
         precision: Precision,
         libcalls: HashMap<Libcall, FuncRef>,
+        out_of_place: bool,
     ) -> Self {
         let ptr = types::I64;
         for _ in 0..3 {
@@ -178,7 +183,18 @@ impl<'a, 'f> Tx<'a, 'f> {
         // Base pointers, loaded once in the entry block so they dominate every loop.
         let ro = flags().with_readonly();
         let mut var_base = Vec::new();
+        let mut out_base = Vec::new();
         for (v, var) in m.vars.iter() {
+            out_base.push(match var.kind {
+                VarKind::State { .. } if out_of_place => {
+                    let at = ((m.vars.len() + v.index()) * 8) as i32;
+                    let base = b.ins().load(ptr, ro, vars, at);
+                    let per = (m.space_size(var.space) as i64) * es;
+                    let off = b.ins().imul_imm_s(episode, per);
+                    Some(b.ins().iadd(base, off))
+                }
+                _ => None,
+            });
             let base = b.ins().load(ptr, ro, vars, (v.index() * 8) as i32);
             let base = match var.kind {
                 VarKind::Param { .. } => base,
@@ -208,6 +224,7 @@ impl<'a, 'f> Tx<'a, 'f> {
             ty,
             es,
             var_base,
+            out_base,
             scratch_base,
             mask_base,
             libcalls,
@@ -244,13 +261,17 @@ impl<'a, 'f> Tx<'a, 'f> {
         for (k, stage) in self.s.stages.iter().enumerate() {
             self.stage(k, stage)?;
         }
-        // Late updates: values of another space or other variables, into next buffers.
+        // Late updates: values of another space or other variables, into next buffers
+        // (out of place: into the output).
         for &(v, e) in &self.s.late {
             let space = self.m.vars[v].space;
-            let slot = self.layout.next_slot[&v];
+            let base = match self.out_base[v.index()] {
+                Some(out) => out,
+                None => self.scratch_base[self.layout.next_slot[&v]],
+            };
             self.for_space(space, &mut |tx, cx| {
                 let x = tx.value_at(e, &cx)?;
-                let addr = tx.addr(tx.scratch_base[slot], tx.index(space, &cx));
+                let addr = tx.addr(base, tx.index(space, &cx));
                 tx.b.ins().store(flags(), x, addr, 0);
                 Ok(())
             })?;
@@ -258,7 +279,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         for &v in &self.s.via_next {
             let space = self.m.vars[v].space;
             let slot = self.layout.next_slot[&v];
-            let base = self.var_base[v.index()].expect("var base");
+            let base = self.store_base(v, false);
             self.for_space(space, &mut |tx, cx| {
                 let idx = tx.index(space, &cx);
                 let from = tx.addr(tx.scratch_base[slot], idx);
@@ -439,11 +460,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         for &(v, e, next) in &stage.stores {
             let x = self.value(e, &cx)?;
             let idx = self.index(m.vars[v].space, &cx);
-            let base = if next {
-                self.scratch_base[self.layout.next_slot[&v]]
-            } else {
-                self.var_base[v.index()].expect("base")
-            };
+            let base = self.store_base(v, next);
             let a = self.addr(base, idx);
             self.b.ins().store(flags(), x, a, 0);
         }
@@ -702,11 +719,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                 }
                 for &(v, e, next) in &stage.stores {
                     let x = tx.vval(e, &vx, &per_syn)?;
-                    let base = if next {
-                        tx.scratch_base[tx.layout.next_slot[&v]]
-                    } else {
-                        tx.var_base[v.index()].expect("base")
-                    };
+                    let base = tx.store_base(v, next);
                     let a = tx.syn_addr(base, &vx);
                     tx.b.ins().store(vflags(), x, a, imm);
                 }
@@ -1021,11 +1034,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         }
         for &(v, e, next) in &stage.stores {
             roots.push(e);
-            let base = if next {
-                self.scratch_base[self.layout.next_slot[&v]]
-            } else {
-                self.var_base[v.index()].expect("base")
-            };
+            let base = self.store_base(v, next);
             push((base, true), &mut out);
         }
         let mut seen = HashSet::new();
@@ -1381,11 +1390,23 @@ impl<'a, 'f> Tx<'a, 'f> {
         }
     }
 
+    /// Where an update of `v` is stored: its next buffer, its output (out of place), or
+    /// its storage.
+    fn store_base(&self, v: VarId, next: bool) -> Value {
+        if next {
+            self.scratch_base[self.layout.next_slot[&v]]
+        } else if let Some(out) = self.out_base[v.index()] {
+            out
+        } else {
+            self.var_base[v.index()].expect("var base")
+        }
+    }
+
     /// Where a materialized node lives: its scratch buffer, or the storage of the
     /// variable it is kept in.
     fn node_base(&self, e: ExprId) -> Value {
         match self.layout.node_var.get(&e) {
-            Some(v) => self.var_base[v.index()].expect("var base"),
+            Some(v) => self.store_base(*v, false),
             None => self.scratch_base[self.layout.node_slot[&e]],
         }
     }
