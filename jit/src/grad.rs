@@ -9,6 +9,9 @@
 //! forward kernel ([`crate::compile_out_of_place`]) that reads step `t`'s states from
 //! where they are kept and writes step `t + 1`'s into their slot of the segment: the
 //! segment is the storage, nothing is copied. A segment's first state is its checkpoint.
+//! The adjoint step of `t` reads state(t) and, for the forward results it needs
+//! ([`Adjoint::next`]), state(t + 1) where they are kept (the next checkpoint after a
+//! segment's last step; a copy of the final state after the last step).
 //! Neuron-level and synapse-level state alike are checkpointed, so memory per episode
 //! is `(steps / K + K - 1)` forward states, and the gradients do not depend on `K`: the
 //! recomputed forward is bit-identical to the first.
@@ -122,6 +125,15 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         .iter()
         .map(|&v| m.space_size(m.vars[v].space))
         .sum();
+    // The adjoint step's next-state inputs: (index in `states`, input variable).
+    let next: Vec<(usize, VarId)> = adj
+        .next
+        .iter()
+        .map(|&(s, nv)| {
+            let k = states.iter().position(|&v| v == s).expect("a state");
+            (k, nv)
+        })
+        .collect();
     let k_seg = checkpoint.max(1);
     let n_seg = steps.div_ceil(k_seg);
     let accs: Mutex<Vec<(usize, L::Acc)>> = Mutex::new(Vec::new());
@@ -158,6 +170,12 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
             ep.step_prefix(&fwd);
             loss.observe(b, t, ep, &mut acc);
         }
+        // The state after the last step (what the last adjoint step reads as next).
+        let end = if next.is_empty() {
+            Vec::new()
+        } else {
+            save(ep)
+        };
         let replay = |ep: &mut Episode<'_, T>, t: usize| {
             let mut at = t * input_len;
             for &v in &input_vars {
@@ -189,10 +207,20 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
             for t in (t0..t1).rev() {
                 replay(ep, t);
                 loss.seed(b, t, ep, &acc);
-                // The adjoint step reads state(t) where it is kept.
+                // The adjoint step reads state(t) and state(t + 1) where they are kept.
                 let kept = if t == t0 { cp } else { &segment[t - t0 - 1] };
-                let saved: Vec<(VarId, &[T])> =
+                let after = if t + 1 < t1 {
+                    &segment[t - t0]
+                } else if t + 1 < steps {
+                    &checkpoints[s + 1]
+                } else {
+                    &end
+                };
+                let mut saved: Vec<(VarId, &[T])> =
                     states.iter().zip(kept).map(|(&v, x)| (v, &x[..])).collect();
+                for &(k, nv) in &next {
+                    saved.push((nv, &after[k]));
+                }
                 ep.step_reading(&saved);
             }
         }

@@ -31,7 +31,9 @@
 //! current content (gradient accumulators: `g += delta_i * z_j * ...`) into a sparse
 //! sweep. Such an update may add to an earlier value kept in the variable's own storage
 //! ([`Schedule::alias`]). W1's adjoint goes from four dense passes over its recurrent
-//! synapses to two, plus two sparse sweeps.
+//! synapses to two, plus a sparse sweep. (Before the search, neuron and Global values
+//! of variables only that are read through broadcasts only go to the first pass over
+//! their space, so that they never hold a synapse pass back.)
 //!
 //! An update is written in place when no later stage reads the variable's old value;
 //! otherwise into a `next` buffer copied back at the end of the step.
@@ -197,6 +199,29 @@ fn schedule_with(m: &Module, out_of_place: bool) -> Schedule {
             if let Some(&la) = alap.get(&a) {
                 alap.insert(e, la);
             }
+        }
+    }
+    // Neuron and Global values of variables and constants only that are read through
+    // broadcasts only (`a_minus * ybar`) go to the first pass over their space (they
+    // are kept in a buffer either way): ALAP would put them just before their first
+    // reader, where they can hold back the fusion of a synapse pass into an earlier one.
+    let mut first_of_space: HashMap<Space, usize> = HashMap::new();
+    for &e in &computed {
+        let entry = first_of_space.entry(stage_space(e)).or_insert(usize::MAX);
+        *entry = (*entry).min(alap[&e]);
+    }
+    for &e in &computed {
+        let space = stage_space(e);
+        let leaves_only = m
+            .expr(e)
+            .operands()
+            .iter()
+            .all(|o| !is_computed.contains(o));
+        let bcast_only = users
+            .get(&e)
+            .is_some_and(|us| us.iter().all(|&u| matches!(m.expr(u), Expr::Bcast(..))));
+        if !matches!(space, Space::Syn(_)) && !is_reduction(e) && leaves_only && bcast_only {
+            alap.insert(e, first_of_space[&space]);
         }
     }
     let kind_order = |s: Space| -> (usize, usize) {
