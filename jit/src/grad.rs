@@ -137,10 +137,25 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
     let k_seg = checkpoint.max(1);
     let n_seg = steps.div_ceil(k_seg);
     let accs: Mutex<Vec<(usize, L::Acc)>> = Mutex::new(Vec::new());
+    // Buffers of finished episodes, for the next ones (at most one set per thread):
+    // fresh synapse-sized allocations each episode cost page faults.
+    let pool: Mutex<Vec<Kept<T>>> = Mutex::new(Vec::new());
     runner.for_each_episode(|ep| {
         let b = ep.index();
-        let save = |ep: &mut Episode<'_, T>| -> Vec<Vec<T>> {
-            states.iter().map(|&v| ep.var(v).to_vec()).collect()
+        let mut kept = pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        // Copies the episode's states into `slots[at]` (a new slot if there is none).
+        let save = |ep: &mut Episode<'_, T>, slots: &mut Vec<Vec<Vec<T>>>, at: usize| {
+            if at < slots.len() {
+                for (&v, x) in states.iter().zip(slots[at].iter_mut()) {
+                    x.copy_from_slice(ep.var(v));
+                }
+            } else {
+                slots.push(states.iter().map(|&v| ep.var(v).to_vec()).collect());
+            }
         };
         let load = |ep: &mut Episode<'_, T>, saved: &[Vec<T>]| {
             for (&v, x) in states.iter().zip(saved) {
@@ -148,20 +163,21 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
             }
         };
         // Every step's inputs, as the loss set them in the first pass.
-        let mut recorded: Vec<T> = Vec::with_capacity(steps * input_len);
+        let recorded = &mut kept.recorded;
+        recorded.clear();
         let mut acc = L::Acc::default();
-        let mut checkpoints = Vec::with_capacity(n_seg);
+        let checkpoints = &mut kept.checkpoints;
         // The states after a segment's first (its checkpoint): `segment[i]` holds
-        // state(t0 + 1 + i). Allocated once and overwritten by every segment (fresh
-        // allocations of synapse-sized states each step cost page faults). The last
-        // segment's are kept by the first pass, so it is never recomputed.
-        let mut segment: Vec<Vec<Vec<T>>> = Vec::with_capacity(k_seg - 1);
+        // state(t0 + 1 + i). Overwritten by every segment (fresh allocations of
+        // synapse-sized states each step cost page faults). The last segment's are kept
+        // by the first pass, so it is never recomputed.
+        let segment = &mut kept.segment;
         let last = (n_seg - 1) * k_seg;
         for t in 0..steps {
             if t % k_seg == 0 {
-                checkpoints.push(save(ep));
+                save(ep, checkpoints, t / k_seg);
             } else if t > last {
-                segment.push(save(ep));
+                save(ep, segment, t - last - 1);
             }
             loss.inputs(b, t, ep, &mut acc);
             for &v in &input_vars {
@@ -171,11 +187,15 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
             loss.observe(b, t, ep, &mut acc);
         }
         // The state after the last step (what the last adjoint step reads as next).
-        let end = if next.is_empty() {
-            Vec::new()
-        } else {
-            save(ep)
-        };
+        if !next.is_empty() {
+            save(ep, &mut kept.end, 0);
+        }
+        let (checkpoints, segment, recorded) = (
+            &kept.checkpoints[..n_seg],
+            &mut kept.segment,
+            &kept.recorded,
+        );
+        let end = kept.end.first().map_or(&[][..], |x| &x[..]);
         let replay = |ep: &mut Episode<'_, T>, t: usize| {
             let mut at = t * input_len;
             for &v in &input_vars {
@@ -204,20 +224,21 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
                 replay(ep, t);
                 ep.step_prefix_into(&fwd_into, from, &mut rest[0]);
             }
+            let mut saved: Vec<(VarId, &[T])> = Vec::with_capacity(states.len() + next.len());
             for t in (t0..t1).rev() {
                 replay(ep, t);
                 loss.seed(b, t, ep, &acc);
                 // The adjoint step reads state(t) and state(t + 1) where they are kept.
-                let kept = if t == t0 { cp } else { &segment[t - t0 - 1] };
+                let now = if t == t0 { cp } else { &segment[t - t0 - 1] };
                 let after = if t + 1 < t1 {
                     &segment[t - t0]
                 } else if t + 1 < steps {
                     &checkpoints[s + 1]
                 } else {
-                    &end
+                    end
                 };
-                let mut saved: Vec<(VarId, &[T])> =
-                    states.iter().zip(kept).map(|(&v, x)| (v, &x[..])).collect();
+                saved.clear();
+                saved.extend(states.iter().zip(now).map(|(&v, x)| (v, &x[..])));
                 for &(k, nv) in &next {
                     saved.push((nv, &after[k]));
                 }
@@ -230,6 +251,7 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         accs.lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((b, acc));
+        pool.lock().unwrap_or_else(|e| e.into_inner()).push(kept);
     });
     let mut accs = accs.into_inner().unwrap_or_else(|e| e.into_inner());
     accs.sort_by_key(|(b, _)| *b);
@@ -257,6 +279,26 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         accs: accs.into_iter().map(|(_, a)| a).collect(),
         states_kept: n_seg + k_seg - 1,
     })
+}
+
+/// What an episode of [`bptt`] keeps: checkpoints, one segment, the final state, the
+/// recorded inputs (reused by the next episode on the thread).
+struct Kept<T> {
+    checkpoints: Vec<Vec<Vec<T>>>,
+    segment: Vec<Vec<Vec<T>>>,
+    end: Vec<Vec<Vec<T>>>,
+    recorded: Vec<T>,
+}
+
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Kept {
+            checkpoints: Vec::new(),
+            segment: Vec::new(),
+            end: Vec::new(),
+            recorded: Vec::new(),
+        }
+    }
 }
 
 /// Runs `batch` episodes forward only (no gradient, nothing kept): what each episode's

@@ -221,6 +221,7 @@ impl<'k, T: Elem> Runner<'k, T> {
                 sizes,
                 b,
                 table: Vec::new(),
+                call_table: Vec::new(),
                 marker: std::marker::PhantomData,
             };
             f(&mut ep);
@@ -299,6 +300,8 @@ pub struct Episode<'a, T> {
     b: usize,
     /// A variable table of this episode's own pointers (for [`Episode::step_reading`]).
     table: Vec<*mut u8>,
+    /// The table of the next call (reused: no allocation per step).
+    call_table: Vec<*mut u8>,
     marker: std::marker::PhantomData<&'a mut T>,
 }
 
@@ -347,7 +350,9 @@ impl<T: Elem> Episode<'_, T> {
         );
         assert!(from.len() == p.states.len() && to.len() == p.states.len());
         self.fill_table();
-        let mut table: Vec<*mut u8> = self.table[..p.n_vars].to_vec();
+        let mut table = std::mem::take(&mut self.call_table);
+        table.clear();
+        table.extend_from_slice(&self.table[..p.n_vars]);
         table.resize(2 * p.n_vars, std::ptr::null_mut());
         for (k, &v) in p.states.iter().enumerate() {
             let size = self.sizes[v.index()].0;
@@ -371,6 +376,7 @@ impl<T: Elem> Episode<'_, T> {
                 0,
             )
         };
+        self.call_table = table;
     }
 
     /// Fills [`Episode::table`] with this episode's own pointers, once.
@@ -408,7 +414,9 @@ impl<T: Elem> Episode<'_, T> {
     /// kernel writes it (an adjoint step leaves the forward state alone).
     pub fn step_reading(&mut self, saved: &[(VarId, &[T])]) {
         self.fill_table();
-        let mut table = self.table.clone();
+        let mut table = std::mem::take(&mut self.call_table);
+        table.clear();
+        table.extend_from_slice(&self.table);
         for &(v, x) in saved {
             let (size, batched) = self.sizes[v.index()];
             assert!(
@@ -428,6 +436,7 @@ impl<T: Elem> Episode<'_, T> {
             self.kernel
                 .call(table.as_ptr(), self.scratch.0, self.ptrs.masks, 0)
         };
+        self.call_table = table;
     }
 
     /// This episode's values of a state or input variable.
