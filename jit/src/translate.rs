@@ -8,6 +8,10 @@
 //! projections. Out of place (see [`crate::schedule::schedule_out_of_place`]), `vars`
 //! holds a second table after the first: per variable, where the step writes its next
 //! value (used for states only; `[episode][index]` as well).
+//!
+//! In f32 vector loops, a product that only one sum, difference or unmasked reduction
+//! reads fuses into it (`fma`: one rounding instead of two; W1's updates and adjoint
+//! sums are mostly such pairs). f64 keeps the interpreter's separate roundings.
 
 use crate::math::Libcall;
 use crate::schedule::{param_only, Schedule, Stage};
@@ -128,6 +132,10 @@ pub(crate) struct Tx<'a, 'f> {
     assumed_zero: HashSet<ExprId>,
     /// Vector values known to be zero in it (products with them fold away).
     known_zero: HashSet<Value>,
+    /// Products with one reader (a node's operand, not an update, not kept in a buffer):
+    /// in f32 vector loops, the sum or difference, or the reduction, that reads one
+    /// fuses it into a fused multiply-add (see [`Tx::vproduct`]).
+    single_use: HashSet<ExprId>,
 }
 
 fn flags() -> MemFlagsData {
@@ -215,7 +223,28 @@ impl<'a, 'f> Tx<'a, 'f> {
             .enumerate()
             .map(|(q, &mk)| mk.then(|| b.ins().load(ptr, ro, masks, (q * 8) as i32)))
             .collect();
-        let materialized = s.materialized.iter().copied().collect();
+        let materialized: HashSet<ExprId> = s.materialized.iter().copied().collect();
+        let live = m.live_step();
+        let mut readers: HashMap<ExprId, usize> = HashMap::new();
+        for (e, x) in m.exprs().iter() {
+            if live[e.index()] {
+                for o in x.operands() {
+                    *readers.entry(o).or_default() += 1;
+                }
+            }
+        }
+        let single_use = m
+            .exprs()
+            .iter()
+            .filter(|&(e, x)| {
+                live[e.index()]
+                    && matches!(x, Expr::Binary(BinOp::Mul, ..))
+                    && readers.get(&e) == Some(&1)
+                    && !materialized.contains(&e)
+                    && !m.updates.iter().any(|&(_, u)| u == e)
+            })
+            .map(|(e, _)| e)
+            .collect();
         Tx {
             m,
             s,
@@ -240,6 +269,7 @@ impl<'a, 'f> Tx<'a, 'f> {
             splat_slots: HashMap::new(),
             assumed_zero: HashSet::new(),
             known_zero: HashSet::new(),
+            single_use,
         }
     }
 
@@ -696,21 +726,37 @@ impl<'a, 'f> Tx<'a, 'f> {
                     let (Expr::SumPre(_, a) | Expr::SumPost(_, a)) = *m.expr(r) else {
                         continue;
                     };
-                    let x = tx.vval(a, &vx, &per_syn)?;
-                    if tx.known_zero.contains(&x) {
-                        continue; // a term of a specialised row that is zero: adds nothing
-                    }
-                    let x = tx.mask_vector(q.index(), &vx, x);
+                    // An unmasked product term: one fused multiply-add into the sum.
+                    let product = if tx.mask_base[q.index()].is_none() {
+                        tx.vproduct(a, &vx, &per_syn)?
+                    } else {
+                        None
+                    };
+                    let x = match product {
+                        Some(_) => None,
+                        None => {
+                            let x = tx.vval(a, &vx, &per_syn)?;
+                            if tx.known_zero.contains(&x) {
+                                continue; // a term of a specialised row that is zero
+                            }
+                            Some(tx.mask_vector(q.index(), &vx, x))
+                        }
+                    };
+                    let add = |tx: &mut Self, acc: Value| match (product, x) {
+                        (Some((p, f)), _) => tx.b.ins().fma(p, f, acc),
+                        (None, Some(x)) => tx.b.ins().fadd(acc, x),
+                        (None, None) => unreachable!("a term"),
+                    };
                     if let Expr::SumPre(..) = m.expr(r) {
                         let acc = tx.b.use_var(vaccs[&r]);
-                        let s = tx.b.ins().fadd(acc, x);
+                        let s = add(tx, acc);
                         tx.b.def_var(vaccs[&r], s);
                     } else {
                         let slot = tx.layout.node_slot[&r];
                         let addr = tx.stream_addr(tx.scratch_base[slot], false, &vx);
                         let vt = tx.vty();
                         let old = tx.b.ins().load(vt, vflags(), addr, imm);
-                        let s = tx.b.ins().fadd(old, x);
+                        let s = add(tx, old);
                         tx.b.ins().store(vflags(), s, addr, imm);
                     }
                 }
@@ -1245,7 +1291,10 @@ impl<'a, 'f> Tx<'a, 'f> {
                         self.b.ins().band(x, mk)
                     }
                 }
-                Expr::Binary(op, a, b) => {
+                Expr::Binary(op, a, b) => 'bin: {
+                    if let Some(v) = self.fused(op, a, b, vx, per_syn)? {
+                        break 'bin v;
+                    }
                     // A product with a known zero needs nothing of the other factor.
                     let x = self.vval(a, vx, per_syn)?;
                     if matches!(op, BinOp::Mul | BinOp::Div) && self.known_zero.contains(&x) {
@@ -1322,6 +1371,81 @@ impl<'a, 'f> Tx<'a, 'f> {
         };
         self.vcache.insert(e, v);
         Ok(v)
+    }
+
+    /// The factors of `e` if it is a product that a fused multiply-add can absorb: f32
+    /// vector code, computed per synapse here, read once, no comparison mask (a select)
+    /// and no known zero (which folds the product away).
+    fn vproduct(
+        &mut self,
+        e: ExprId,
+        vx: &VCx,
+        per_syn: &HashSet<ExprId>,
+    ) -> Result<Option<(Value, Value)>, JitError> {
+        if self.lanes() == 1
+            || !self.single_use.contains(&e)
+            || self.row_splats.contains_key(&e)
+            || self.assumed_zero.contains(&e)
+        {
+            return Ok(None);
+        }
+        let mut memo = HashMap::new();
+        if !self.per_synapse(e, &mut memo) {
+            return Ok(None);
+        }
+        let Expr::Binary(BinOp::Mul, x, y) = *self.m.expr(e) else {
+            return Ok(None);
+        };
+        if self.is_mask(x) || self.is_mask(y) || self.is_known_zero(e) {
+            return Ok(None);
+        }
+        let (vx_, vy) = (self.vval(x, vx, per_syn)?, self.vval(y, vx, per_syn)?);
+        if self.known_zero.contains(&vx_) || self.known_zero.contains(&vy) {
+            return Ok(None);
+        }
+        Ok(Some((vx_, vy)))
+    }
+
+    /// `a + b` or `a - b` with a product operand as one fused multiply-add (one
+    /// rounding instead of two), or `None`. Deterministic: the same nodes fuse wherever
+    /// this stage is emitted, in place or out of place.
+    fn fused(
+        &mut self,
+        op: BinOp,
+        a: ExprId,
+        b: ExprId,
+        vx: &VCx,
+        per_syn: &HashSet<ExprId>,
+    ) -> Result<Option<Value>, JitError> {
+        if !matches!(op, BinOp::Add | BinOp::Sub) {
+            return Ok(None);
+        }
+        // The second operand first (`c + x * y`, `c - x * y`), then the first.
+        if let Some((x, y)) = self.vproduct(b, vx, per_syn)? {
+            let c = self.vval(a, vx, per_syn)?;
+            if self.known_zero.contains(&c) {
+                return Ok(None);
+            }
+            let x = if op == BinOp::Sub {
+                self.b.ins().fneg(x)
+            } else {
+                x
+            };
+            return Ok(Some(self.b.ins().fma(x, y, c)));
+        }
+        if let Some((x, y)) = self.vproduct(a, vx, per_syn)? {
+            let c = self.vval(b, vx, per_syn)?;
+            if self.known_zero.contains(&c) {
+                return Ok(None);
+            }
+            let c = if op == BinOp::Sub {
+                self.b.ins().fneg(c)
+            } else {
+                c
+            };
+            return Ok(Some(self.b.ins().fma(x, y, c)));
+        }
+        Ok(None)
     }
 
     /// Is `e` a comparison (or a product of comparisons) computed per synapse in the
