@@ -929,24 +929,24 @@ impl<'a, 'f> Tx<'a, 'f> {
         step: i64,
         body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>,
     ) -> Result<(), JitError> {
-        let header = self.b.create_block();
+        // Rotated: a guard, then the body with the test at its end (one branch per
+        // iteration).
         let body_block = self.b.create_block();
         let exit = self.b.create_block();
         let ov = self.b.declare_var(types::I64);
         let zero = self.b.ins().iconst(types::I64, 0);
         self.b.def_var(ov, zero);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let off = self.b.use_var(ov);
-        let more = self.b.ins().icmp(IntCC::SignedLessThan, off, end);
-        self.b.ins().brif(more, body_block, &[], exit, &[]);
+        let any = self.b.ins().icmp(IntCC::SignedLessThan, zero, end);
+        self.b.ins().brif(any, body_block, &[], exit, &[]);
         self.b.switch_to_block(body_block);
+        let off = self.b.use_var(ov);
         self.scopes.push(HashMap::new());
         body(self, off)?;
         self.scopes.pop();
         let next = self.b.ins().iadd_imm_s(off, step);
         self.b.def_var(ov, next);
-        self.b.ins().jump(header, &[]);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, next, end);
+        self.b.ins().brif(more, body_block, &[], exit, &[]);
         self.b.switch_to_block(exit);
         Ok(())
     }
