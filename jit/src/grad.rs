@@ -13,7 +13,8 @@
 //! ([`Adjoint::next`]), state(t + 1) where they are kept (the next checkpoint after a
 //! segment's last step; a copy of the final state after the last step).
 //! Neuron-level and synapse-level state alike are checkpointed, so memory per episode
-//! is `(steps / K + K - 1)` forward states, and the gradients do not depend on `K`: the
+//! is `(steps / K + K - 1)` forward states (one more, the final state, when the adjoint
+//! reads next states), and the gradients do not depend on `K`: the
 //! recomputed forward is bit-identical to the first.
 
 use crate::run::{Elem, Episode, Runner};
@@ -77,7 +78,8 @@ pub struct Gradients<A> {
     /// Per episode, the loss's accumulator.
     pub accs: Vec<A>,
     /// Forward states kept at once per episode (checkpoints plus one segment but its
-    /// first state, which is a checkpoint).
+    /// first state, which is a checkpoint; plus the final state if the adjoint reads
+    /// next states).
     pub states_kept: usize,
 }
 
@@ -277,7 +279,7 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
     Ok(Gradients {
         grads,
         accs: accs.into_iter().map(|(_, a)| a).collect(),
-        states_kept: n_seg + k_seg - 1,
+        states_kept: n_seg + k_seg - 1 + usize::from(!next.is_empty()),
     })
 }
 
