@@ -5,9 +5,16 @@
 //! every step of the last segment; then, segment by segment from the last, the forward
 //! is recomputed from its checkpoint keeping every step of the segment (the last one
 //! is already kept), and the adjoint kernel runs back through it. With one segment
-//! (`checkpoint >= steps`) nothing is recomputed.
+//! (`checkpoint >= steps`) nothing is recomputed. The recompute runs an out-of-place
+//! forward kernel ([`crate::compile_out_of_place`]) that reads step `t`'s states from
+//! where they are kept and writes step `t + 1`'s into their slot of the segment: the
+//! segment is the storage, nothing is copied. A segment's first state is its checkpoint.
+//! The adjoint step of `t` reads state(t) and, for the forward results it needs
+//! ([`Adjoint::next`]), state(t + 1) where they are kept (the next checkpoint after a
+//! segment's last step; a copy of the final state after the last step).
 //! Neuron-level and synapse-level state alike are checkpointed, so memory per episode
-//! is `(steps / K + K)` forward states, and the gradients do not depend on `K`: the
+//! is `(steps / K + K - 1)` forward states (one more, the final state, when the adjoint
+//! reads next states), and the gradients do not depend on `K`: the
 //! recomputed forward is bit-identical to the first.
 
 use crate::run::{Elem, Episode, Runner};
@@ -39,6 +46,8 @@ pub trait EpisodeLoss<T: Elem>: Sync {
 pub struct GradKernels {
     /// The forward step.
     pub forward: Kernel,
+    /// The forward step, out of place (for recomputing segments).
+    pub forward_into: Kernel,
     /// The adjoint step.
     pub adjoint: Kernel,
     /// The one-shot step for gradients through initial values.
@@ -54,6 +63,7 @@ impl GradKernels {
     ) -> Result<GradKernels, JitError> {
         Ok(GradKernels {
             forward: crate::compile(m, opts)?,
+            forward_into: crate::compile_out_of_place(m, opts)?,
             adjoint: crate::compile(&adj.module, opts)?,
             init: crate::compile(&adj.init, opts)?,
         })
@@ -67,7 +77,9 @@ pub struct Gradients<A> {
     pub grads: Vec<(VarId, Vec<f64>)>,
     /// Per episode, the loss's accumulator.
     pub accs: Vec<A>,
-    /// Forward states kept at once per episode (checkpoints plus one segment).
+    /// Forward states kept at once per episode (checkpoints plus one segment but its
+    /// first state, which is a checkpoint; plus the final state if the adjoint reads
+    /// next states).
     pub states_kept: usize,
 }
 
@@ -97,6 +109,7 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
             .for_each(|x| *x = T::default());
     }
     let fwd = runner.prefix(&k.forward, m)?;
+    let fwd_into = runner.prefix(&k.forward_into, m)?;
     let init = runner.prefix(&k.init, &adj.init)?;
     let states: Vec<VarId> = m
         .vars
@@ -114,13 +127,37 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         .iter()
         .map(|&v| m.space_size(m.vars[v].space))
         .sum();
+    // The adjoint step's next-state inputs: (index in `states`, input variable).
+    let next: Vec<(usize, VarId)> = adj
+        .next
+        .iter()
+        .map(|&(s, nv)| {
+            let k = states.iter().position(|&v| v == s).expect("a state");
+            (k, nv)
+        })
+        .collect();
     let k_seg = checkpoint.max(1);
     let n_seg = steps.div_ceil(k_seg);
     let accs: Mutex<Vec<(usize, L::Acc)>> = Mutex::new(Vec::new());
+    // Buffers of finished episodes, for the next ones (at most one set per thread):
+    // fresh synapse-sized allocations each episode cost page faults.
+    let pool: Mutex<Vec<Kept<T>>> = Mutex::new(Vec::new());
     runner.for_each_episode(|ep| {
         let b = ep.index();
-        let save = |ep: &mut Episode<'_, T>| -> Vec<Vec<T>> {
-            states.iter().map(|&v| ep.var(v).to_vec()).collect()
+        let mut kept = pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        // Copies the episode's states into `slots[at]` (a new slot if there is none).
+        let save = |ep: &mut Episode<'_, T>, slots: &mut Vec<Vec<Vec<T>>>, at: usize| {
+            if at < slots.len() {
+                for (&v, x) in states.iter().zip(slots[at].iter_mut()) {
+                    x.copy_from_slice(ep.var(v));
+                }
+            } else {
+                slots.push(states.iter().map(|&v| ep.var(v).to_vec()).collect());
+            }
         };
         let load = |ep: &mut Episode<'_, T>, saved: &[Vec<T>]| {
             for (&v, x) in states.iter().zip(saved) {
@@ -128,20 +165,21 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
             }
         };
         // Every step's inputs, as the loss set them in the first pass.
-        let mut recorded: Vec<T> = Vec::with_capacity(steps * input_len);
+        let recorded = &mut kept.recorded;
+        recorded.clear();
         let mut acc = L::Acc::default();
-        let mut checkpoints = Vec::with_capacity(n_seg);
-        // One segment's states, allocated once and overwritten by every segment (fresh
-        // allocations of synapse-sized states each step cost page faults). The last
-        // segment's are kept by the first pass, so it is never recomputed.
-        let mut segment: Vec<Vec<Vec<T>>> = Vec::with_capacity(k_seg);
+        let checkpoints = &mut kept.checkpoints;
+        // The states after a segment's first (its checkpoint): `segment[i]` holds
+        // state(t0 + 1 + i). Overwritten by every segment (fresh allocations of
+        // synapse-sized states each step cost page faults). The last segment's are kept
+        // by the first pass, so it is never recomputed.
+        let segment = &mut kept.segment;
         let last = (n_seg - 1) * k_seg;
         for t in 0..steps {
             if t % k_seg == 0 {
-                checkpoints.push(save(ep));
-            }
-            if t >= last {
-                segment.push(save(ep));
+                save(ep, checkpoints, t / k_seg);
+            } else if t > last {
+                save(ep, segment, t - last - 1);
             }
             loss.inputs(b, t, ep, &mut acc);
             for &v in &input_vars {
@@ -150,6 +188,16 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
             ep.step_prefix(&fwd);
             loss.observe(b, t, ep, &mut acc);
         }
+        // The state after the last step (what the last adjoint step reads as next).
+        if !next.is_empty() {
+            save(ep, &mut kept.end, 0);
+        }
+        let (checkpoints, segment, recorded) = (
+            &kept.checkpoints[..n_seg],
+            &mut kept.segment,
+            &kept.recorded,
+        );
+        let end = kept.end.first().map_or(&[][..], |x| &x[..]);
         let replay = |ep: &mut Episode<'_, T>, t: usize| {
             let mut at = t * input_len;
             for &v in &input_vars {
@@ -160,31 +208,42 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         };
         for (s, cp) in checkpoints.iter().enumerate().rev() {
             let (t0, t1) = (s * k_seg, ((s + 1) * k_seg).min(steps));
-            // Recompute the segment from its checkpoint (but the last: kept).
-            if t0 != last {
-                load(ep, cp);
-            }
-            for t in (t0..t1).filter(|_| t0 != last) {
-                match segment.get_mut(t - t0) {
-                    Some(kept) => {
-                        for (&v, x) in states.iter().zip(kept.iter_mut()) {
-                            x.copy_from_slice(ep.var(v));
-                        }
-                    }
-                    None => segment.push(save(ep)),
+            // Recompute the segment from its checkpoint (but the last: kept), each step
+            // reading its states where they are kept and writing the next step's into
+            // their slot (state(t1) is not needed).
+            for t in (t0..t1 - 1).filter(|_| t0 != last) {
+                let i = t - t0;
+                if segment.len() == i {
+                    segment.push(
+                        states
+                            .iter()
+                            .map(|&v| vec![T::default(); ep.var(v).len()])
+                            .collect(),
+                    );
                 }
+                let (done, rest) = segment.split_at_mut(i);
+                let from = if i == 0 { cp } else { &done[i - 1] };
                 replay(ep, t);
-                ep.step_prefix(&fwd);
+                ep.step_prefix_into(&fwd_into, from, &mut rest[0]);
             }
+            let mut saved: Vec<(VarId, &[T])> = Vec::with_capacity(states.len() + next.len());
             for t in (t0..t1).rev() {
                 replay(ep, t);
                 loss.seed(b, t, ep, &acc);
-                // The adjoint step reads state(t) where the segment keeps it.
-                let saved: Vec<(VarId, &[T])> = states
-                    .iter()
-                    .zip(&segment[t - t0])
-                    .map(|(&v, x)| (v, &x[..]))
-                    .collect();
+                // The adjoint step reads state(t) and state(t + 1) where they are kept.
+                let now = if t == t0 { cp } else { &segment[t - t0 - 1] };
+                let after = if t + 1 < t1 {
+                    &segment[t - t0]
+                } else if t + 1 < steps {
+                    &checkpoints[s + 1]
+                } else {
+                    end
+                };
+                saved.clear();
+                saved.extend(states.iter().zip(now).map(|(&v, x)| (v, &x[..])));
+                for &(k, nv) in &next {
+                    saved.push((nv, &after[k]));
+                }
                 ep.step_reading(&saved);
             }
         }
@@ -194,6 +253,7 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         accs.lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((b, acc));
+        pool.lock().unwrap_or_else(|e| e.into_inner()).push(kept);
     });
     let mut accs = accs.into_inner().unwrap_or_else(|e| e.into_inner());
     accs.sort_by_key(|(b, _)| *b);
@@ -219,8 +279,28 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
     Ok(Gradients {
         grads,
         accs: accs.into_iter().map(|(_, a)| a).collect(),
-        states_kept: n_seg + k_seg,
+        states_kept: n_seg + k_seg - 1 + usize::from(!next.is_empty()),
     })
+}
+
+/// What an episode of [`bptt`] keeps: checkpoints, one segment, the final state, the
+/// recorded inputs (reused by the next episode on the thread).
+struct Kept<T> {
+    checkpoints: Vec<Vec<Vec<T>>>,
+    segment: Vec<Vec<Vec<T>>>,
+    end: Vec<Vec<Vec<T>>>,
+    recorded: Vec<T>,
+}
+
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Kept {
+            checkpoints: Vec::new(),
+            segment: Vec::new(),
+            end: Vec::new(),
+            recorded: Vec::new(),
+        }
+    }
 }
 
 /// Runs `batch` episodes forward only (no gradient, nothing kept): what each episode's

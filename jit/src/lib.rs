@@ -92,6 +92,9 @@ pub struct Kernel {
     pub compile_seconds: f64,
     /// The variables a step writes (all others it only reads).
     pub writes: Vec<lang::ir::VarId>,
+    /// Compiled by [`compile_out_of_place`]: the step writes every state's next value
+    /// into a second table of pointers (see [`Kernel::call`]).
+    pub out_of_place: bool,
 }
 
 // SAFETY: the compiled code is immutable after finalisation and touches only memory
@@ -116,7 +119,9 @@ impl Kernel {
     ///
     /// `vars` must hold one pointer per IR variable to storage of the kernel's element
     /// type and the variable's full size (`[batch][size]` for states and inputs, with
-    /// `episode < batch`), `scratch` one pointer per [`Layout::scratch`] slot to that
+    /// `episode < batch`) and, if [`Kernel::out_of_place`], after them one more per
+    /// variable: for each state, storage of the same size, not overlapping the first
+    /// table's, where the step writes the state's next value (the others are unused), `scratch` one pointer per [`Layout::scratch`] slot to that
     /// many elements, `masks` one pointer per projection (`n_post * n_pre` elements of all-ones or
     /// all-zeros bits where [`Layout::masked`], anything otherwise). No other thread may write the storage
     /// of this episode, the scratch buffers or any parameter during the call.
@@ -133,6 +138,18 @@ impl Kernel {
 
 /// Compiles the step of a (valid, hole-free) module.
 pub fn compile(m: &Module, opts: Options) -> Result<Kernel, JitError> {
+    compile_with(m, opts, false)
+}
+
+/// Compiles the step of a module so that it reads the states from one storage and
+/// writes their next values into another (every element of every state: see
+/// [`schedule::schedule_out_of_place`]), so that a caller keeping every step's states
+/// (backpropagation through time) needs no copy. Same values as [`compile`]'s kernel.
+pub fn compile_out_of_place(m: &Module, opts: Options) -> Result<Kernel, JitError> {
+    compile_with(m, opts, true)
+}
+
+fn compile_with(m: &Module, opts: Options, out_of_place: bool) -> Result<Kernel, JitError> {
     let start = Instant::now();
     lang::validate::validate(m)?;
     let live = m.live_step();
@@ -159,7 +176,11 @@ pub fn compile(m: &Module, opts: Options) -> Result<Kernel, JitError> {
         builder.symbol(f.name(), f.address());
     }
     let mut module = JITModule::new(builder);
-    let sched = schedule::schedule(m);
+    let sched = if out_of_place {
+        schedule::schedule_out_of_place(m)
+    } else {
+        schedule::schedule(m)
+    };
     let layout = Layout::new(m, &sched);
     let mut writes: Vec<lang::ir::VarId> = sched
         .stages
@@ -202,7 +223,7 @@ pub fn compile(m: &Module, opts: Options) -> Result<Kernel, JitError> {
         for (f, id) in &lib_ids {
             libs.insert(*f, module.declare_func_in_func(*id, fb.func));
         }
-        let tx = translate::Tx::new(m, &sched, &layout, fb, opts.precision, libs);
+        let tx = translate::Tx::new(m, &sched, &layout, fb, opts.precision, libs, out_of_place);
         fb = tx.emit()?;
         fb.finalize(module.target_config());
         clif = ctx.func.display().to_string();
@@ -232,5 +253,6 @@ pub fn compile(m: &Module, opts: Options) -> Result<Kernel, JitError> {
         clif,
         compile_seconds: start.elapsed().as_secs_f64(),
         writes,
+        out_of_place,
     })
 }

@@ -106,6 +106,11 @@ impl<'k, T: Elem> Runner<'k, T> {
                 std::mem::size_of::<T>()
             )));
         }
+        if kernel.out_of_place {
+            return Err(JitError::Internal(
+                "an out-of-place kernel runs as a prefix only (Episode::step_prefix_into)".into(),
+            ));
+        }
         let state =
             initial_state(m, inst, batch, seed).map_err(|e| JitError::Internal(e.to_string()))?;
         let storage = m
@@ -216,6 +221,7 @@ impl<'k, T: Elem> Runner<'k, T> {
                 sizes,
                 b,
                 table: Vec::new(),
+                call_table: Vec::new(),
                 marker: std::marker::PhantomData,
             };
             f(&mut ep);
@@ -236,6 +242,9 @@ pub struct Prefix<'k, T> {
     kernel: &'k Kernel,
     _bufs: Vec<Vec<Vec<T>>>,
     tables: Vec<Vec<*mut u8>>,
+    /// The kernel module's variables: how many, and its states (in order).
+    n_vars: usize,
+    states: Vec<VarId>,
 }
 
 // SAFETY: each episode's scratch table is used by that episode only, on one thread.
@@ -271,6 +280,13 @@ impl<'k, T: Elem> Runner<'k, T> {
             kernel,
             _bufs: bufs,
             tables,
+            n_vars: kmod.vars.len(),
+            states: kmod
+                .vars
+                .iter()
+                .filter(|(_, v)| matches!(v.kind, VarKind::State { .. }))
+                .map(|(h, _)| h)
+                .collect(),
         })
     }
 }
@@ -284,6 +300,8 @@ pub struct Episode<'a, T> {
     b: usize,
     /// A variable table of this episode's own pointers (for [`Episode::step_reading`]).
     table: Vec<*mut u8>,
+    /// The table of the next call (reused: no allocation per step).
+    call_table: Vec<*mut u8>,
     marker: std::marker::PhantomData<&'a mut T>,
 }
 
@@ -294,7 +312,15 @@ impl<T: Elem> Episode<'_, T> {
     }
 
     /// One step of this episode with a prefix kernel (see [`Runner::prefix`]).
+    ///
+    /// # Panics
+    ///
+    /// If the kernel is out of place (see [`Episode::step_prefix_into`]).
     pub fn step_prefix(&mut self, p: &Prefix<'_, T>) {
+        assert!(
+            !p.kernel.out_of_place,
+            "an out-of-place kernel stepped in place"
+        );
         // SAFETY: `Runner::prefix` checked that the kernel's variables are a prefix of
         // this storage's, with the same spaces; its scratch table for this episode is
         // this episode's own.
@@ -306,6 +332,67 @@ impl<T: Elem> Episode<'_, T> {
                 self.b,
             )
         };
+    }
+
+    /// One step of this episode with an out-of-place prefix kernel (see
+    /// [`crate::compile_out_of_place`]): the kernel module's `k`-th state variable (in
+    /// module order) is read from `from[k]` and its next value written into `to[k]`;
+    /// inputs and parameters come from the storage, whose states are left alone.
+    ///
+    /// # Panics
+    ///
+    /// If the kernel is not out of place, or `from` or `to` does not hold one slice of
+    /// the variable's size per state.
+    pub fn step_prefix_into(&mut self, p: &Prefix<'_, T>, from: &[Vec<T>], to: &mut [Vec<T>]) {
+        assert!(
+            p.kernel.out_of_place,
+            "an in-place kernel stepped out of place"
+        );
+        assert!(from.len() == p.states.len() && to.len() == p.states.len());
+        self.fill_table();
+        let mut table = std::mem::take(&mut self.call_table);
+        table.clear();
+        table.extend_from_slice(&self.table[..p.n_vars]);
+        table.resize(2 * p.n_vars, std::ptr::null_mut());
+        for (k, &v) in p.states.iter().enumerate() {
+            let size = self.sizes[v.index()].0;
+            assert!(
+                from[k].len() == size && to[k].len() == size,
+                "a state of the wrong size"
+            );
+            table[v.index()] = from[k].as_ptr() as *mut u8;
+            table[p.n_vars + v.index()] = to[k].as_mut_ptr() as *mut u8;
+        }
+        // SAFETY: `Runner::prefix` checked that the kernel's variables are a prefix of
+        // this storage's; every pointer of the first half of `table` points at one
+        // episode's worth of its variable (this episode's storage, or `from`, which the
+        // kernel only reads), the second half at `to` (distinct `Vec`s from `from`'s,
+        // borrowed mutably) for every state; the scratch table is this episode's own.
+        unsafe {
+            p.kernel.call(
+                table.as_ptr(),
+                p.tables[self.b].as_ptr(),
+                self.ptrs.masks,
+                0,
+            )
+        };
+        self.call_table = table;
+    }
+
+    /// Fills [`Episode::table`] with this episode's own pointers, once.
+    fn fill_table(&mut self) {
+        if !self.table.is_empty() {
+            return;
+        }
+        let es = std::mem::size_of::<T>();
+        // This episode's pointers, so that the kernel is called as episode 0.
+        for (k, &(size, batched)) in self.sizes.iter().enumerate() {
+            // SAFETY: the table has one pointer per variable; a batched variable's
+            // storage holds `batch * size` elements, so the offset stays inside.
+            let base = unsafe { *self.ptrs.vars.add(k) };
+            let off = if batched { self.b * size * es } else { 0 };
+            self.table.push(base.wrapping_add(off));
+        }
     }
 
     /// One step of this episode.
@@ -326,18 +413,10 @@ impl<T: Elem> Episode<'_, T> {
     /// If a slice does not have the variable's size, a variable is a parameter, or the
     /// kernel writes it (an adjoint step leaves the forward state alone).
     pub fn step_reading(&mut self, saved: &[(VarId, &[T])]) {
-        let es = std::mem::size_of::<T>();
-        if self.table.is_empty() {
-            // This episode's pointers, so that the kernel is called as episode 0.
-            for (k, &(size, batched)) in self.sizes.iter().enumerate() {
-                // SAFETY: the table has one pointer per variable; a batched variable's
-                // storage holds `batch * size` elements, so the offset stays inside.
-                let base = unsafe { *self.ptrs.vars.add(k) };
-                let off = if batched { self.b * size * es } else { 0 };
-                self.table.push(base.wrapping_add(off));
-            }
-        }
-        let mut table = self.table.clone();
+        self.fill_table();
+        let mut table = std::mem::take(&mut self.call_table);
+        table.clear();
+        table.extend_from_slice(&self.table);
         for &(v, x) in saved {
             let (size, batched) = self.sizes[v.index()];
             assert!(
@@ -357,6 +436,7 @@ impl<T: Elem> Episode<'_, T> {
             self.kernel
                 .call(table.as_ptr(), self.scratch.0, self.ptrs.masks, 0)
         };
+        self.call_table = table;
     }
 
     /// This episode's values of a state or input variable.

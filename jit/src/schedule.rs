@@ -31,10 +31,18 @@
 //! current content (gradient accumulators: `g += delta_i * z_j * ...`) into a sparse
 //! sweep. Such an update may add to an earlier value kept in the variable's own storage
 //! ([`Schedule::alias`]). W1's adjoint goes from four dense passes over its recurrent
-//! synapses to two, plus two sparse sweeps.
+//! synapses to two, plus a sparse sweep. (Before the search, neuron and Global values
+//! of variables only that are read through broadcasts only go to the first pass over
+//! their space, so that they never hold a synapse pass back.)
 //!
 //! An update is written in place when no later stage reads the variable's old value;
 //! otherwise into a `next` buffer copied back at the end of the step.
+//!
+//! Out of place ([`schedule_out_of_place`]): the step reads the states from one storage
+//! and writes every state's next value into another (each element, unchanged states
+//! included), so no update needs a next buffer; no stage relies on a variable's
+//! storage already holding its current value (no sparse in-place accumulation, no
+//! alias), since the output storage holds nothing meaningful before the step.
 
 use lang::ir::{BinOp, Expr, ExprId, Module, Side, Space, UnOp, VarId, VarKind};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -104,6 +112,17 @@ pub fn param_only(m: &Module, e: ExprId, memo: &mut HashMap<ExprId, bool>) -> bo
 
 /// Schedules the live part of a module's step.
 pub fn schedule(m: &Module) -> Schedule {
+    schedule_with(m, false)
+}
+
+/// Schedules the live part of a module's step for a kernel that writes every state's
+/// next value into a storage of its own (see the module doc): no next buffers, no
+/// in-place sparse updates, no aliases; the unchanged states are copied (`late`).
+pub fn schedule_out_of_place(m: &Module) -> Schedule {
+    schedule_with(m, true)
+}
+
+fn schedule_with(m: &Module, out_of_place: bool) -> Schedule {
     let live = m.live_step();
     let mut po = HashMap::new();
     // Nodes computed by stages: live, not leaves, not param-only Globals (inlined).
@@ -182,6 +201,29 @@ pub fn schedule(m: &Module) -> Schedule {
             }
         }
     }
+    // Neuron and Global values of variables and constants only that are read through
+    // broadcasts only (`a_minus * ybar`) go to the first pass over their space (they
+    // are kept in a buffer either way): ALAP would put them just before their first
+    // reader, where they can hold back the fusion of a synapse pass into an earlier one.
+    let mut first_of_space: HashMap<Space, usize> = HashMap::new();
+    for &e in &computed {
+        let entry = first_of_space.entry(stage_space(e)).or_insert(usize::MAX);
+        *entry = (*entry).min(alap[&e]);
+    }
+    for &e in &computed {
+        let space = stage_space(e);
+        let leaves_only = m
+            .expr(e)
+            .operands()
+            .iter()
+            .all(|o| !is_computed.contains(o));
+        let bcast_only = users
+            .get(&e)
+            .is_some_and(|us| us.iter().all(|&u| matches!(m.expr(u), Expr::Bcast(..))));
+        if !matches!(space, Space::Syn(_)) && !is_reduction(e) && leaves_only && bcast_only {
+            alap.insert(e, first_of_space[&space]);
+        }
+    }
     let kind_order = |s: Space| -> (usize, usize) {
         match s {
             Space::Syn(q) => (0, q.index()),
@@ -213,6 +255,7 @@ pub fn schedule(m: &Module) -> Schedule {
         computed: &computed,
         is_computed: &is_computed,
         users: &users,
+        out_of_place,
     };
     cx.improve(&mut plan);
     cx.finish(&plan)
@@ -234,6 +277,8 @@ struct Cx<'a> {
     computed: &'a [ExprId],
     is_computed: &'a HashSet<ExprId>,
     users: &'a HashMap<ExprId, Vec<ExprId>>,
+    /// See [`schedule_out_of_place`].
+    out_of_place: bool,
 }
 
 fn is_reduction(m: &Module, e: ExprId) -> bool {
@@ -320,8 +365,8 @@ impl Cx<'_> {
             let stored_in_stage =
                 self.is_computed.contains(&e) && m.space(e) == var_space && !is_reduction(m, e);
             if !stored_in_stage {
-                if *m.expr(e) == Expr::Read(v) {
-                    continue; // unchanged
+                if *m.expr(e) == Expr::Read(v) && !self.out_of_place {
+                    continue; // unchanged (out of place: copied)
                 }
                 if let Expr::Read(w) = *m.expr(e) {
                     readers.entry(w).or_default().push(end);
@@ -332,14 +377,18 @@ impl Cx<'_> {
         let mut via_next = Vec::new();
         for &(v, e) in &m.updates {
             if late.iter().any(|&(w, _)| w == v) {
-                via_next.push(v);
+                if !self.out_of_place {
+                    via_next.push(v);
+                }
                 continue;
             }
             if *m.expr(e) == Expr::Read(v) {
                 continue;
             }
             let s = stage_of[&e];
-            let safe = readers.get(&v).is_none_or(|rs| rs.iter().all(|&r| r <= s));
+            // Out of place, the old value is never overwritten.
+            let safe =
+                self.out_of_place || readers.get(&v).is_none_or(|rs| rs.iter().all(|&r| r <= s));
             if !safe {
                 via_next.push(v);
             }
@@ -348,7 +397,7 @@ impl Cx<'_> {
         // Aliases: the value, read by its variable's in-place update only, written
         // after every read of the variable's old value.
         let mut alias = Vec::new();
-        for &(x, v) in &plan.alias {
+        for &(x, v) in plan.alias.iter().filter(|_| !self.out_of_place) {
             let Some(&(_, ev)) = m.updates.iter().find(|&&(w, _)| w == v) else {
                 continue;
             };
@@ -374,7 +423,7 @@ impl Cx<'_> {
             }
         }
         for st in &mut stages {
-            st.gate = sparse_gate(m, st, &materialized, &alias);
+            st.gate = sparse_gate(m, st, &materialized, &alias, self.out_of_place);
         }
         Schedule {
             stages,
@@ -649,6 +698,9 @@ impl Cx<'_> {
                         }
                         continue;
                     }
+                    if self.out_of_place {
+                        continue; // no update is made in place
+                    }
                     let Some(&(v, _)) = m.updates.iter().find(|&&(_, u)| u == e) else {
                         continue;
                     };
@@ -777,6 +829,7 @@ fn sparse_gate(
     st: &Stage,
     materialized: &[ExprId],
     alias: &[(ExprId, VarId)],
+    out_of_place: bool,
 ) -> Option<ExprId> {
     let Space::Syn(q) = st.space else { return None };
     let mut common: Option<Vec<ExprId>> = None;
@@ -795,8 +848,8 @@ fn sparse_gate(
         }
     }
     for &(v, e, next) in &st.stores {
-        if next {
-            return None;
+        if next || out_of_place {
+            return None; // skipped elements must keep a value the storage holds
         }
         let Expr::Binary(BinOp::Add, x, y) = *m.expr(e) else {
             return None;

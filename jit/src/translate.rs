@@ -5,7 +5,13 @@
 //! shared; states and inputs are `[episode][index]` and offset by the episode here);
 //! `scratch` a table of per-episode buffers (materialized nodes, next-state buffers);
 //! `masks` a table of connectivity masks (`u8`, `[post][pre]`), null for dense
-//! projections.
+//! projections. Out of place (see [`crate::schedule::schedule_out_of_place`]), `vars`
+//! holds a second table after the first: per variable, where the step writes its next
+//! value (used for states only; `[episode][index]` as well).
+//!
+//! In f32 vector loops, a product that only one sum, difference or unmasked reduction
+//! reads fuses into it (`fma`: one rounding instead of two; W1's updates and adjoint
+//! sums are mostly such pairs). f64 keeps the interpreter's separate roundings.
 
 use crate::math::Libcall;
 use crate::schedule::{param_only, Schedule, Stage};
@@ -99,6 +105,8 @@ pub(crate) struct Tx<'a, 'f> {
     ty: Type,
     es: i64,
     var_base: Vec<Option<Value>>,
+    /// Out of place: where each state's next value goes (else `None`: in place).
+    out_base: Vec<Option<Value>>,
     scratch_base: Vec<Value>,
     mask_base: Vec<Option<Value>>,
     libcalls: HashMap<Libcall, FuncRef>,
@@ -124,6 +132,10 @@ pub(crate) struct Tx<'a, 'f> {
     assumed_zero: HashSet<ExprId>,
     /// Vector values known to be zero in it (products with them fold away).
     known_zero: HashSet<Value>,
+    /// Products with one reader (a node's operand, not an update, not kept in a buffer):
+    /// in f32 vector loops, the sum or difference, or the reduction, that reads one
+    /// fuses it into a fused multiply-add (see [`Tx::vproduct`]).
+    single_use: HashSet<ExprId>,
 }
 
 fn flags() -> MemFlagsData {
@@ -160,6 +172,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         mut b: FunctionBuilder<'f>,
         precision: Precision,
         libcalls: HashMap<Libcall, FuncRef>,
+        out_of_place: bool,
     ) -> Self {
         let ptr = types::I64;
         for _ in 0..3 {
@@ -178,7 +191,18 @@ impl<'a, 'f> Tx<'a, 'f> {
         // Base pointers, loaded once in the entry block so they dominate every loop.
         let ro = flags().with_readonly();
         let mut var_base = Vec::new();
+        let mut out_base = Vec::new();
         for (v, var) in m.vars.iter() {
+            out_base.push(match var.kind {
+                VarKind::State { .. } if out_of_place => {
+                    let at = ((m.vars.len() + v.index()) * 8) as i32;
+                    let base = b.ins().load(ptr, ro, vars, at);
+                    let per = (m.space_size(var.space) as i64) * es;
+                    let off = b.ins().imul_imm_s(episode, per);
+                    Some(b.ins().iadd(base, off))
+                }
+                _ => None,
+            });
             let base = b.ins().load(ptr, ro, vars, (v.index() * 8) as i32);
             let base = match var.kind {
                 VarKind::Param { .. } => base,
@@ -199,7 +223,28 @@ impl<'a, 'f> Tx<'a, 'f> {
             .enumerate()
             .map(|(q, &mk)| mk.then(|| b.ins().load(ptr, ro, masks, (q * 8) as i32)))
             .collect();
-        let materialized = s.materialized.iter().copied().collect();
+        let materialized: HashSet<ExprId> = s.materialized.iter().copied().collect();
+        let live = m.live_step();
+        let mut readers: HashMap<ExprId, usize> = HashMap::new();
+        for (e, x) in m.exprs().iter() {
+            if live[e.index()] {
+                for o in x.operands() {
+                    *readers.entry(o).or_default() += 1;
+                }
+            }
+        }
+        let single_use = m
+            .exprs()
+            .iter()
+            .filter(|&(e, x)| {
+                live[e.index()]
+                    && matches!(x, Expr::Binary(BinOp::Mul, ..))
+                    && readers.get(&e) == Some(&1)
+                    && !materialized.contains(&e)
+                    && !m.updates.iter().any(|&(_, u)| u == e)
+            })
+            .map(|(e, _)| e)
+            .collect();
         Tx {
             m,
             s,
@@ -208,6 +253,7 @@ impl<'a, 'f> Tx<'a, 'f> {
             ty,
             es,
             var_base,
+            out_base,
             scratch_base,
             mask_base,
             libcalls,
@@ -223,6 +269,7 @@ impl<'a, 'f> Tx<'a, 'f> {
             splat_slots: HashMap::new(),
             assumed_zero: HashSet::new(),
             known_zero: HashSet::new(),
+            single_use,
         }
     }
 
@@ -244,13 +291,17 @@ impl<'a, 'f> Tx<'a, 'f> {
         for (k, stage) in self.s.stages.iter().enumerate() {
             self.stage(k, stage)?;
         }
-        // Late updates: values of another space or other variables, into next buffers.
+        // Late updates: values of another space or other variables, into next buffers
+        // (out of place: into the output).
         for &(v, e) in &self.s.late {
             let space = self.m.vars[v].space;
-            let slot = self.layout.next_slot[&v];
+            let base = match self.out_base[v.index()] {
+                Some(out) => out,
+                None => self.scratch_base[self.layout.next_slot[&v]],
+            };
             self.for_space(space, &mut |tx, cx| {
                 let x = tx.value_at(e, &cx)?;
-                let addr = tx.addr(tx.scratch_base[slot], tx.index(space, &cx));
+                let addr = tx.addr(base, tx.index(space, &cx));
                 tx.b.ins().store(flags(), x, addr, 0);
                 Ok(())
             })?;
@@ -258,7 +309,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         for &v in &self.s.via_next {
             let space = self.m.vars[v].space;
             let slot = self.layout.next_slot[&v];
-            let base = self.var_base[v.index()].expect("var base");
+            let base = self.store_base(v, false);
             self.for_space(space, &mut |tx, cx| {
                 let idx = tx.index(space, &cx);
                 let from = tx.addr(tx.scratch_base[slot], idx);
@@ -439,11 +490,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         for &(v, e, next) in &stage.stores {
             let x = self.value(e, &cx)?;
             let idx = self.index(m.vars[v].space, &cx);
-            let base = if next {
-                self.scratch_base[self.layout.next_slot[&v]]
-            } else {
-                self.var_base[v.index()].expect("base")
-            };
+            let base = self.store_base(v, next);
             let a = self.addr(base, idx);
             self.b.ins().store(flags(), x, a, 0);
         }
@@ -679,21 +726,37 @@ impl<'a, 'f> Tx<'a, 'f> {
                     let (Expr::SumPre(_, a) | Expr::SumPost(_, a)) = *m.expr(r) else {
                         continue;
                     };
-                    let x = tx.vval(a, &vx, &per_syn)?;
-                    if tx.known_zero.contains(&x) {
-                        continue; // a term of a specialised row that is zero: adds nothing
-                    }
-                    let x = tx.mask_vector(q.index(), &vx, x);
+                    // An unmasked product term: one fused multiply-add into the sum.
+                    let product = if tx.mask_base[q.index()].is_none() {
+                        tx.vproduct(a, &vx, &per_syn)?
+                    } else {
+                        None
+                    };
+                    let x = match product {
+                        Some(_) => None,
+                        None => {
+                            let x = tx.vval(a, &vx, &per_syn)?;
+                            if tx.known_zero.contains(&x) {
+                                continue; // a term of a specialised row that is zero
+                            }
+                            Some(tx.mask_vector(q.index(), &vx, x))
+                        }
+                    };
+                    let add = |tx: &mut Self, acc: Value| match (product, x) {
+                        (Some((p, f)), _) => tx.b.ins().fma(p, f, acc),
+                        (None, Some(x)) => tx.b.ins().fadd(acc, x),
+                        (None, None) => unreachable!("a term"),
+                    };
                     if let Expr::SumPre(..) = m.expr(r) {
                         let acc = tx.b.use_var(vaccs[&r]);
-                        let s = tx.b.ins().fadd(acc, x);
+                        let s = add(tx, acc);
                         tx.b.def_var(vaccs[&r], s);
                     } else {
                         let slot = tx.layout.node_slot[&r];
                         let addr = tx.stream_addr(tx.scratch_base[slot], false, &vx);
                         let vt = tx.vty();
                         let old = tx.b.ins().load(vt, vflags(), addr, imm);
-                        let s = tx.b.ins().fadd(old, x);
+                        let s = add(tx, old);
                         tx.b.ins().store(vflags(), s, addr, imm);
                     }
                 }
@@ -702,11 +765,7 @@ impl<'a, 'f> Tx<'a, 'f> {
                 }
                 for &(v, e, next) in &stage.stores {
                     let x = tx.vval(e, &vx, &per_syn)?;
-                    let base = if next {
-                        tx.scratch_base[tx.layout.next_slot[&v]]
-                    } else {
-                        tx.var_base[v.index()].expect("base")
-                    };
+                    let base = tx.store_base(v, next);
                     let a = tx.syn_addr(base, &vx);
                     tx.b.ins().store(vflags(), x, a, imm);
                 }
@@ -870,24 +929,24 @@ impl<'a, 'f> Tx<'a, 'f> {
         step: i64,
         body: &mut dyn FnMut(&mut Self, Value) -> Result<(), JitError>,
     ) -> Result<(), JitError> {
-        let header = self.b.create_block();
+        // Rotated: a guard, then the body with the test at its end (one branch per
+        // iteration).
         let body_block = self.b.create_block();
         let exit = self.b.create_block();
         let ov = self.b.declare_var(types::I64);
         let zero = self.b.ins().iconst(types::I64, 0);
         self.b.def_var(ov, zero);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let off = self.b.use_var(ov);
-        let more = self.b.ins().icmp(IntCC::SignedLessThan, off, end);
-        self.b.ins().brif(more, body_block, &[], exit, &[]);
+        let any = self.b.ins().icmp(IntCC::SignedLessThan, zero, end);
+        self.b.ins().brif(any, body_block, &[], exit, &[]);
         self.b.switch_to_block(body_block);
+        let off = self.b.use_var(ov);
         self.scopes.push(HashMap::new());
         body(self, off)?;
         self.scopes.pop();
         let next = self.b.ins().iadd_imm_s(off, step);
         self.b.def_var(ov, next);
-        self.b.ins().jump(header, &[]);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, next, end);
+        self.b.ins().brif(more, body_block, &[], exit, &[]);
         self.b.switch_to_block(exit);
         Ok(())
     }
@@ -1021,11 +1080,7 @@ impl<'a, 'f> Tx<'a, 'f> {
         }
         for &(v, e, next) in &stage.stores {
             roots.push(e);
-            let base = if next {
-                self.scratch_base[self.layout.next_slot[&v]]
-            } else {
-                self.var_base[v.index()].expect("base")
-            };
+            let base = self.store_base(v, next);
             push((base, true), &mut out);
         }
         let mut seen = HashSet::new();
@@ -1236,7 +1291,10 @@ impl<'a, 'f> Tx<'a, 'f> {
                         self.b.ins().band(x, mk)
                     }
                 }
-                Expr::Binary(op, a, b) => {
+                Expr::Binary(op, a, b) => 'bin: {
+                    if let Some(v) = self.fused(op, a, b, vx, per_syn)? {
+                        break 'bin v;
+                    }
                     // A product with a known zero needs nothing of the other factor.
                     let x = self.vval(a, vx, per_syn)?;
                     if matches!(op, BinOp::Mul | BinOp::Div) && self.known_zero.contains(&x) {
@@ -1315,6 +1373,81 @@ impl<'a, 'f> Tx<'a, 'f> {
         Ok(v)
     }
 
+    /// The factors of `e` if it is a product that a fused multiply-add can absorb: f32
+    /// vector code, computed per synapse here, read once, no comparison mask (a select)
+    /// and no known zero (which folds the product away).
+    fn vproduct(
+        &mut self,
+        e: ExprId,
+        vx: &VCx,
+        per_syn: &HashSet<ExprId>,
+    ) -> Result<Option<(Value, Value)>, JitError> {
+        if self.lanes() == 1
+            || !self.single_use.contains(&e)
+            || self.row_splats.contains_key(&e)
+            || self.assumed_zero.contains(&e)
+        {
+            return Ok(None);
+        }
+        let mut memo = HashMap::new();
+        if !self.per_synapse(e, &mut memo) {
+            return Ok(None);
+        }
+        let Expr::Binary(BinOp::Mul, x, y) = *self.m.expr(e) else {
+            return Ok(None);
+        };
+        if self.is_mask(x) || self.is_mask(y) || self.is_known_zero(e) {
+            return Ok(None);
+        }
+        let (vx_, vy) = (self.vval(x, vx, per_syn)?, self.vval(y, vx, per_syn)?);
+        if self.known_zero.contains(&vx_) || self.known_zero.contains(&vy) {
+            return Ok(None);
+        }
+        Ok(Some((vx_, vy)))
+    }
+
+    /// `a + b` or `a - b` with a product operand as one fused multiply-add (one
+    /// rounding instead of two), or `None`. Deterministic: the same nodes fuse wherever
+    /// this stage is emitted, in place or out of place.
+    fn fused(
+        &mut self,
+        op: BinOp,
+        a: ExprId,
+        b: ExprId,
+        vx: &VCx,
+        per_syn: &HashSet<ExprId>,
+    ) -> Result<Option<Value>, JitError> {
+        if !matches!(op, BinOp::Add | BinOp::Sub) {
+            return Ok(None);
+        }
+        // The second operand first (`c + x * y`, `c - x * y`), then the first.
+        if let Some((x, y)) = self.vproduct(b, vx, per_syn)? {
+            let c = self.vval(a, vx, per_syn)?;
+            if self.known_zero.contains(&c) {
+                return Ok(None);
+            }
+            let x = if op == BinOp::Sub {
+                self.b.ins().fneg(x)
+            } else {
+                x
+            };
+            return Ok(Some(self.b.ins().fma(x, y, c)));
+        }
+        if let Some((x, y)) = self.vproduct(a, vx, per_syn)? {
+            let c = self.vval(b, vx, per_syn)?;
+            if self.known_zero.contains(&c) {
+                return Ok(None);
+            }
+            let c = if op == BinOp::Sub {
+                self.b.ins().fneg(c)
+            } else {
+                c
+            };
+            return Ok(Some(self.b.ins().fma(x, y, c)));
+        }
+        Ok(None)
+    }
+
     /// Is `e` a comparison (or a product of comparisons) computed per synapse in the
     /// current stage: a 0/1 value that [`Self::vmask`] can give as a lane mask?
     fn is_mask(&self, e: ExprId) -> bool {
@@ -1381,11 +1514,23 @@ impl<'a, 'f> Tx<'a, 'f> {
         }
     }
 
+    /// Where an update of `v` is stored: its next buffer, its output (out of place), or
+    /// its storage.
+    fn store_base(&self, v: VarId, next: bool) -> Value {
+        if next {
+            self.scratch_base[self.layout.next_slot[&v]]
+        } else if let Some(out) = self.out_base[v.index()] {
+            out
+        } else {
+            self.var_base[v.index()].expect("var base")
+        }
+    }
+
     /// Where a materialized node lives: its scratch buffer, or the storage of the
     /// variable it is kept in.
     fn node_base(&self, e: ExprId) -> Value {
         match self.layout.node_var.get(&e) {
-            Some(v) => self.var_base[v.index()].expect("var base"),
+            Some(v) => self.store_base(*v, false),
             None => self.scratch_base[self.layout.node_slot[&e]],
         }
     }

@@ -323,29 +323,24 @@ impl Module {
 
     /// `e` with node `x` replaced by `by`, rebuilt with the smart constructors.
     pub fn subst(&mut self, e: ExprId, x: ExprId, by: ExprId) -> ExprId {
-        let mut memo = HashMap::new();
-        self.subst_rec(e, x, by, &mut memo)
+        let mut memo = HashMap::from([(x, by)]);
+        self.subst_rec(e, &mut memo)
     }
 
-    fn subst_rec(
-        &mut self,
-        e: ExprId,
-        x: ExprId,
-        by: ExprId,
-        memo: &mut HashMap<ExprId, ExprId>,
-    ) -> ExprId {
-        if e == x {
-            return by;
-        }
+    /// `e` with every node that is a key of `memo` replaced by its value (and the nodes
+    /// above them rebuilt with the smart constructors); `memo` keeps the rebuilt nodes,
+    /// so that several roots share them.
+    pub fn subst_all(&mut self, e: ExprId, memo: &mut HashMap<ExprId, ExprId>) -> ExprId {
+        self.subst_rec(e, memo)
+    }
+
+    fn subst_rec(&mut self, e: ExprId, memo: &mut HashMap<ExprId, ExprId>) -> ExprId {
         if let Some(&r) = memo.get(&e) {
             return r;
         }
         let node = self.expr(e).clone();
         let ops = node.operands();
-        let new: Vec<ExprId> = ops
-            .iter()
-            .map(|&o| self.subst_rec(o, x, by, memo))
-            .collect();
+        let new: Vec<ExprId> = ops.iter().map(|&o| self.subst_rec(o, memo)).collect();
         let r = if new == ops {
             e
         } else {

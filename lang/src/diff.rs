@@ -9,6 +9,13 @@
 //! through time restores from a checkpoint before each adjoint step). Forward state
 //! variables keep their values across an adjoint step.
 //!
+//! Next states: where the adjoint step needs the value of a forward update (W1's
+//! `E(t+1)` in the plastic component's clip, `v(t+1)` in the surrogate), it reads it
+//! from an input variable `next.v` ([`Adjoint::next`]) instead of recomputing it:
+//! backpropagation through time sets it to `state(t+1)`, which it keeps anyway. What
+//! only served to compute those values (W1: the forward currents, `l_e E(t)`) is then
+//! no longer part of the adjoint step.
+//!
 //! Rules, node by node (`ā` is the adjoint of a node): derivatives of arithmetic from
 //! [`crate::algebra`]; a spike differentiates through its surrogate; a clip passes `ā`
 //! strictly inside its bounds; comparisons pass nothing; the adjoint of `Bcast(Pre)` is
@@ -28,6 +35,10 @@ pub struct Adjoint {
     pub adj: Vec<(VarId, VarId)>,
     /// For each `learn` parameter, its per-episode gradient accumulator.
     pub grads: Vec<(VarId, VarId)>,
+    /// For each forward state whose next value the adjoint step reads, the input
+    /// variable that must hold it: the state after the forward step that the adjoint
+    /// step differentiates (see the module doc).
+    pub next: Vec<(VarId, VarId)>,
     /// Run once after the last adjoint step (same variables as `module`): adds the
     /// gradients that flow through the initial values of states.
     pub init: Module,
@@ -121,6 +132,7 @@ pub fn diff(m: &Module) -> Result<Adjoint, DiffError> {
     }
     a.updates = updates;
     a.readouts.clear();
+    let next = read_next_states(m, &mut a);
     // Gradients through initial values (`state w = w0` with `learn w0`): one more
     // sweep, over the initializers, seeded by the adjoints of the initial states.
     let mut init = a.clone();
@@ -167,7 +179,43 @@ pub fn diff(m: &Module) -> Result<Adjoint, DiffError> {
         init,
         adj,
         grads,
+        next,
     })
+}
+
+/// Replaces, in the adjoint step's updates, each forward update's value (a computed
+/// node of the variable's space) by a read of a new input variable `next.v`, and
+/// returns the pairs (state, input) made.
+fn read_next_states(m: &Module, a: &mut Module) -> Vec<(VarId, VarId)> {
+    let live = a.live_step();
+    let mut next = Vec::new();
+    let mut memo: HashMap<ExprId, ExprId> = HashMap::new();
+    for &(s, e) in &m.updates {
+        let var = m.vars[s].clone();
+        if !live[e.index()]
+            || matches!(m.expr(e), Expr::Read(_) | Expr::Const(_))
+            || m.space(e) != var.space
+        {
+            continue;
+        }
+        let v = a.vars.push(crate::ir::Var {
+            name: format!("next.{}", var.name),
+            space: var.space,
+            kind: VarKind::Input,
+            unit: var.unit,
+        });
+        let read = a.add(Expr::Read(v));
+        memo.insert(e, read);
+        next.push((s, v));
+    }
+    if !next.is_empty() {
+        let updates = std::mem::take(&mut a.updates);
+        a.updates = updates
+            .into_iter()
+            .map(|(v, e)| (v, a.subst_all(e, &mut memo)))
+            .collect();
+    }
+    next
 }
 
 /// Propagates adjoints from users to operands over the nodes marked in `live` (of the

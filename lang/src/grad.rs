@@ -57,6 +57,11 @@ pub fn bptt(
                 a.values[v.index()].clone_from(&history[t].values[v.index()]);
             }
         }
+        // The states after step t, where the adjoint step reads them.
+        let after = history.get(t + 1).unwrap_or(&state);
+        for &(s, nv) in &adj.next {
+            a.values[nv.index()].clone_from(&after.values[s.index()]);
+        }
         for &(s, av) in &adj.adj {
             for (x, d) in a.values[av.index()].iter_mut().zip(&seeds[t][s.index()]) {
                 *x += d;

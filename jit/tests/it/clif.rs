@@ -25,3 +25,23 @@ fn the_same_module_compiles_to_the_same_code() {
     let b = compile(&m, Options::default()).unwrap().clif.clone();
     assert_eq!(a, b);
 }
+
+/// In f32, W1's eligibility and plastic updates (`l_e E + ...`, `P + eta m E`) and the
+/// adjoint's row sums fuse their products (fused multiply-adds); f64 keeps the
+/// interpreter's separate roundings.
+#[test]
+fn f32_products_fuse_into_sums_and_f64_ones_do_not() {
+    let m = lower_file("rules/networks/w1.rule");
+    let a = lang::diff::diff(&m).unwrap().module;
+    for module in [&m, &a] {
+        let fmas = |p| {
+            compile(module, Options { precision: p })
+                .unwrap()
+                .clif
+                .matches(" = fma ")
+                .count()
+        };
+        assert!(fmas(Precision::F32) >= 4, "{}", module.name);
+        assert_eq!(fmas(Precision::F64), 0, "{}", module.name);
+    }
+}

@@ -188,6 +188,8 @@ fn adjoint_kernels_track_the_interpreter<T: Elem>(precision: Precision, tol: f64
         let mut runner: Runner<'_, T> = Runner::new(&kernel, a, &inst, batch, 4).unwrap();
         let mut state = initial_state(a, &inst, batch, 4).unwrap();
         let mut interp = Interp::new(a, &inst).unwrap();
+        let finst = instantiate(&m, 3).unwrap();
+        let mut forward = Interp::new(&m, &finst).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(17);
         for _ in 0..20 {
             // Random forward state and inputs (as a checkpoint would restore), adjoints;
@@ -209,6 +211,24 @@ fn adjoint_kernels_track_the_interpreter<T: Elem>(precision: Precision, tol: f64
                     .collect();
                 state.values[v.index()].copy_from_slice(&vals);
                 runner.set(v, &vals);
+            }
+            // The next states the adjoint step reads: the forward step's results from
+            // that state (rounded to f32, so both read the same numbers), as
+            // backpropagation provides them.
+            if !adj.next.is_empty() {
+                let mut after = lang::init::State {
+                    batch,
+                    values: state.values[..m.vars.len()].to_vec(),
+                };
+                forward.step(&mut after);
+                for &(s, nv) in &adj.next {
+                    let vals: Vec<f64> = after.values[s.index()]
+                        .iter()
+                        .map(|&x| f64::from(x as f32))
+                        .collect();
+                    state.values[nv.index()].copy_from_slice(&vals);
+                    runner.set(nv, &vals);
+                }
             }
             interp.step(&mut state);
             runner.step();

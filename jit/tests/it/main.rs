@@ -6,5 +6,6 @@ mod common;
 mod equiv;
 mod grad;
 mod lifetime;
+mod out_of_place;
 mod random;
 mod schedule;

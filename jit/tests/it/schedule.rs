@@ -28,17 +28,18 @@ fn w1_forward_makes_one_dense_and_one_sparse_pass() {
     assert_eq!(passes(&m, &schedule(&m), "wrec"), (1, 1));
 }
 
-/// The adjoint step recomputes the forward current in a sparse sweep (the weight
-/// `W_rec + A * P` is recomputed where needed, not kept), computes every elementwise
-/// adjoint and the sums it feeds in one dense pass, and needs a second dense pass only
-/// for what depends on those sums: the current's adjoint. The weight gradients and the
-/// rest of P's adjoint add products with the presynaptic spike, in a sparse sweep.
+/// The adjoint step reads the forward step's results it needs (`E(t+1)`, `v(t+1)`,
+/// `z(t+1)`) rather than recomputing them (so no forward current sweep), computes every
+/// elementwise adjoint and the sums it feeds in one dense pass, and needs a second dense
+/// pass only for what depends on those sums: the current's adjoint. The weight gradients
+/// and the rest of P's adjoint add products with the presynaptic spike, in a sparse
+/// sweep.
 #[test]
-fn w1_adjoint_makes_two_dense_passes_and_two_sparse_sweeps() {
+fn w1_adjoint_makes_two_dense_passes_and_one_sparse_sweep() {
     let m = lower_file("rules/networks/w1.rule");
     let a = lang::diff::diff(&m).expect("diff").module;
     let s = schedule(&a);
-    assert_eq!(passes(&a, &s, "wrec"), (2, 2));
+    assert_eq!(passes(&a, &s, "wrec"), (2, 1));
     // No synapse-sized scratch buffer: the one value both dense passes need (P's
     // adjoint through the clip) is kept in P's adjoint itself.
     let syn_buffers = s

@@ -208,3 +208,60 @@ fn w1_gradients_match_the_jax_reference() {
     }
     eprintln!("{report}");
 }
+
+/// The adjoint step reads the forward step's results it needs from next-state inputs
+/// (`Adjoint::next`) instead of recomputing them: the eligibility trace `E(t+1)`, the
+/// membrane potential `v(t+1)` (for the surrogate) and the spike `z(t+1)`. So it no
+/// longer reads the old `E`, nor sums the forward currents.
+#[test]
+fn w1_adjoint_reads_next_states() {
+    let w = setup();
+    let adj = lang::diff::diff(&w.m).unwrap();
+    let a = &adj.module;
+    let names: Vec<(String, String)> = adj
+        .next
+        .iter()
+        .map(|&(s, nv)| (a.vars[s].name.clone(), a.vars[nv].name.clone()))
+        .collect();
+    let want = [
+        ("rec.v", "next.rec.v"),
+        ("rec.z", "next.rec.z"),
+        ("wrec.E", "next.wrec.E"),
+    ];
+    assert_eq!(
+        names,
+        want.map(|(x, y)| (x.to_string(), y.to_string())).to_vec()
+    );
+    for &(_, nv) in &adj.next {
+        assert_eq!(a.vars[nv].kind, lang::ir::VarKind::Input);
+    }
+    // Nothing of the adjoint step's own updates reads `E(t)` or sums over a projection's
+    // presynaptic side with the weight (the forward current).
+    let live = a.live_step();
+    let e = a.var_by_name("wrec.E").unwrap();
+    let mut reads_e = false;
+    let mut stack: Vec<_> = a
+        .updates
+        .iter()
+        .filter(|&&(v, _)| v.index() >= w.m.vars.len())
+        .map(|&(_, x)| x)
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut sum_pre = 0;
+    while let Some(x) = stack.pop() {
+        if !seen.insert(x) {
+            continue;
+        }
+        assert!(live[x.index()]);
+        match a.expr(x) {
+            lang::ir::Expr::Read(v) if *v == e => reads_e = true,
+            lang::ir::Expr::SumPre(..) => sum_pre += 1,
+            _ => {}
+        }
+        stack.extend(a.expr(x).operands());
+    }
+    assert!(!reads_e, "the adjoint step reads E(t)");
+    // The remaining row sums are adjoints (of the modulator, of a_plus's and a_minus's
+    // terms), not the two forward currents.
+    assert_eq!(sum_pre, 3, "row sums in the adjoint step");
+}
