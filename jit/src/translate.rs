@@ -780,24 +780,34 @@ impl<'a, 'f> Tx<'a, 'f> {
             };
             match active {
                 None => {
-                    // Two vectors per iteration (the second at a constant offset from
-                    // the same pointers), then a last single vector if the count is odd.
-                    let pairs = (n_vec / 2) as i64;
+                    // `u` vectors per iteration (each at a constant offset from the
+                    // same pointers), then the remaining single vectors.
+                    let u = if lanes > 1 {
+                        unroll_factor(reductions.len(), n_vec)
+                    } else {
+                        2 // f64: scalar, as measured before
+                    };
+                    let groups = (n_vec / u) as i64;
+                    let u = u as i64;
                     let dense = |tx: &mut Self| -> Result<(), JitError> {
-                        tx.byte_loop(pairs * 2 * vec_bytes, 2 * vec_bytes, &mut |tx, off| {
+                        tx.byte_loop(groups * u * vec_bytes, u * vec_bytes, &mut |tx, off| {
                             tx.vrow.clear();
-                            // Both bodies get the iteration's offset; the second adds its
-                            // constant `imm` to every address (carried pointer or not).
-                            inner(tx, off, 0)?;
-                            inner(tx, off, vec_bytes as i32)?;
-                            advance(tx, 2 * vec_bytes);
+                            // Every body gets the iteration's offset; the others add
+                            // their constant `imm` to every address.
+                            for k in 0..u {
+                                inner(tx, off, (k * vec_bytes) as i32)?;
+                            }
+                            advance(tx, u * vec_bytes);
                             Ok(())
                         })?;
-                        if n_vec % 2 == 1 {
+                        let rest = n_vec as i64 - groups * u;
+                        if rest > 0 {
                             tx.vrow.clear();
-                            let off = tx.b.ins().iconst(types::I64, pairs * 2 * vec_bytes);
+                            let off = tx.b.ins().iconst(types::I64, groups * u * vec_bytes);
                             tx.scopes.push(HashMap::new());
-                            inner(tx, off, 0)?;
+                            for k in 0..rest {
+                                inner(tx, off, (k * vec_bytes) as i32)?;
+                            }
                             tx.scopes.pop();
                         }
                         Ok(())
@@ -1708,4 +1718,17 @@ impl<'a, 'f> Tx<'a, 'f> {
             }
         }
     }
+}
+
+/// Vectors per iteration of a dense f32x4 synapse loop: 8 where the body has at most 3
+/// reductions (short bodies: the pointer increments and the branch weigh), 4 where it
+/// has more (W1's adjoint main pass, which spills already: 8 was slower there), halved
+/// while the row has fewer than two iterations' worth, down to 2. Measured on W1's
+/// gradients: 4 everywhere or 8 everywhere was slower at N = 128 than this split.
+fn unroll_factor(reductions: usize, n_vec: usize) -> usize {
+    let mut u = if reductions <= 3 { 8 } else { 4 };
+    while u > 2 && n_vec < 2 * u {
+        u /= 2;
+    }
+    u
 }
