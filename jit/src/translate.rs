@@ -620,6 +620,27 @@ impl<'a, 'f> Tx<'a, 'f> {
             saccs.insert(r, self.b.declare_var(self.ty));
             vaccs.insert(r, self.b.declare_var(self.vty()));
         }
+        // f32x4: one 16-byte stack slot per vector sum, written after every term and
+        // never read. Cranelift's egraph places a pure instruction at its first use, and
+        // a running sum's only use is the loop's back edge: without the store every
+        // body's multiply-add sank to the end of the iteration, keeping all unrolled
+        // bodies' factors live (spilled) until then. The store pins each term to its
+        // body.
+        let anchors: HashMap<ExprId, StackSlot> = if lanes > 1 {
+            sum_pre
+                .iter()
+                .map(|&r| {
+                    let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+                        StackSlotKind::ExplicitSlot,
+                        16,
+                        4,
+                    ));
+                    (r, slot)
+                })
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let row_bytes = (n_pre as i64) * self.es;
         let vec_bytes = (lanes as i64) * self.es;
         let active = match stage.gate {
@@ -751,6 +772,9 @@ impl<'a, 'f> Tx<'a, 'f> {
                         let acc = tx.b.use_var(vaccs[&r]);
                         let s = add(tx, acc);
                         tx.b.def_var(vaccs[&r], s);
+                        if let Some(&slot) = anchors.get(&r) {
+                            tx.b.ins().stack_store(types::I64, s, slot, 0);
+                        }
                     } else {
                         let slot = tx.layout.node_slot[&r];
                         let addr = tx.stream_addr(tx.scratch_base[slot], false, &vx);
