@@ -136,30 +136,12 @@ fn resized(file: &Path, task: &EnvTask, o: &mut Output<'_>) -> Result<String, Er
     let mut session = Session::open(file)?;
     let (module, files) = session.module_and_files(None, o.err, o.err_color)?;
     let bad = |msg: String| Error::Init(format!("{}: {msg}", file.display()));
-    let inputs: Vec<&str> = module
-        .vars
-        .iter()
-        .filter(|(_, v)| v.kind == lang::ir::VarKind::Input && v.name.ends_with(".out"))
-        .map(|(_, v)| v.name.trim_end_matches(".out"))
-        .collect();
-    let input = match (&task.input, inputs.as_slice()) {
-        (Some(name), _) => name.clone(),
-        (None, [one]) => one.to_string(),
-        _ => {
-            return Err(bad(
-                "the network needs exactly one `input` (or the task's `input` option)".into(),
-            ))
-        }
+    let (x, y) = task.input_and_readout(&module)?;
+    let input = module.vars[x].name.trim_end_matches(".out").to_string();
+    let readout_pop = match module.vars[y].space {
+        lang::ir::Space::Pop(p) => Some(module.pops[p].name.clone()),
+        _ => None,
     };
-    let readout = match &task.readout {
-        Some(name) => name.clone(),
-        None => module
-            .readouts
-            .first()
-            .map(|(n, _)| n.clone())
-            .ok_or_else(|| bad("the network has no readout".into()))?,
-    };
-    let readout_pop = readout.split('.').next().unwrap_or_default().to_string();
     let header = vec![
         format!("{} resized for task {}", file.display(), task.name()),
         "(written by `ruleopt compare`; the network that this run trains)".into(),
@@ -169,7 +151,10 @@ fn resized(file: &Path, task: &EnvTask, o: &mut Output<'_>) -> Result<String, Er
             lang::learned::set_size(net, &input, c)?;
         }
         if let Some(k) = task.classes {
-            lang::learned::set_size(net, &readout_pop, k)?;
+            let pop = readout_pop
+                .as_deref()
+                .ok_or("the readout is not a population's")?;
+            lang::learned::set_size(net, pop, k)?;
         }
         Ok(())
     })

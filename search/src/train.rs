@@ -623,7 +623,7 @@ impl<'a, K: Task> Trainer<'a, K> {
             .get("params")
             .and_then(Value::as_array)
             .ok_or_else(|| fail("no `params`".into()))?;
-        for ((p, _), mo) in self.params.clone().iter().zip(moments.iter_mut()) {
+        for ((p, _), mo) in self.params.iter().zip(moments.iter_mut()) {
             let name = &self.m.vars[*p].name;
             let e = saved
                 .iter()

@@ -235,7 +235,7 @@ impl Env for CueRewardEpisode {
 
 #[cfg(test)]
 mod tests {
-    use super::super::env::{run_policy, Policy, RandomPolicy};
+    use super::super::env::{mean_policy_metric, Policy, RandomPolicy};
     use super::*;
 
     /// Learns the target from what the network sees: reads each cue as the channels
@@ -345,10 +345,7 @@ mod tests {
 
     fn mean_metric(policy: &mut dyn FnMut() -> Box<dyn Policy>, episodes: u64) -> f64 {
         let task = CueReward::default();
-        (0..episodes)
-            .map(|s| run_policy(&mut task.episode(s), task.channels(), policy().as_mut()))
-            .sum::<f64>()
-            / episodes as f64
+        mean_policy_metric(episodes, task.channels(), |s| task.episode(s), policy)
     }
 
     #[test]

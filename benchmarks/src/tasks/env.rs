@@ -71,20 +71,28 @@ impl Window {
     ) -> (usize, f64, Vec<(usize, Vec<f64>)>) {
         let n = self.steps.len().max(1) as f64;
         let mean: Vec<f64> = self.sum.iter().map(|s| s / n).collect();
-        let mx = mean.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let z: f64 = mean.iter().map(|v| (v - mx).exp()).sum();
-        let loss = mx + z.ln() - mean.get(answer).copied().unwrap_or(0.0);
+        let (loss, mut grad) = cross_entropy(&mean, answer);
         let decision = (0..mean.len()).fold(0, |b, k| if mean[k] > mean[b] { k } else { b });
         let scale = 1.0 / (n * decisions.max(1) as f64);
-        let grad: Vec<f64> = mean
-            .iter()
-            .enumerate()
-            .map(|(k, v)| ((v - mx).exp() / z - f64::from(u8::from(k == answer))) * scale)
-            .collect();
+        grad.iter_mut().for_each(|g| *g *= scale);
         let seeds = self.steps.iter().map(|&t| (t, grad.clone())).collect();
         *self = Window::default();
         (decision, loss / decisions.max(1) as f64, seeds)
     }
+}
+
+/// The cross-entropy of logits `z` against class `answer`,
+/// `logsumexp(z) - z[answer]`, and its gradient `softmax(z) - onehot(answer)`.
+pub fn cross_entropy(z: &[f64], answer: usize) -> (f64, Vec<f64>) {
+    let mx = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = z.iter().map(|v| (v - mx).exp()).sum();
+    let loss = mx + sum.ln() - z.get(answer).copied().unwrap_or(0.0);
+    let grad = z
+        .iter()
+        .enumerate()
+        .map(|(k, v)| (v - mx).exp() / sum - f64::from(u8::from(k == answer)))
+        .collect();
+    (loss, grad)
 }
 
 /// The mean of the second half of `rewards` (the later half when odd): what an episode
@@ -120,6 +128,19 @@ pub fn run_policy(env: &mut dyn Env, channels: usize, policy: &mut dyn Policy) -
         env.output(t, &y);
     }
     env.metric()
+}
+
+/// The mean metric of `episode(0..episodes)`, each run with a fresh `policy()`.
+pub fn mean_policy_metric<E: Env>(
+    episodes: u64,
+    channels: usize,
+    episode: impl Fn(u64) -> E,
+    policy: &mut dyn FnMut() -> Box<dyn Policy>,
+) -> f64 {
+    (0..episodes)
+        .map(|s| run_policy(&mut episode(s), channels, policy().as_mut()))
+        .sum::<f64>()
+        / episodes as f64
 }
 
 /// Answers at random: a fresh uniform readout every step.
@@ -177,7 +198,10 @@ struct Vars {
 }
 
 impl EnvTask {
-    fn vars(&self, m: &Module, adj: &Adjoint) -> Result<Vars, TrainError> {
+    /// The input variable (`NAME.out`) that receives the task's spikes and the
+    /// readout variable that answers, in `m`: the `input` and `readout` options, or the
+    /// network's only input and first readout. Their sizes are not checked here.
+    pub fn input_and_readout(&self, m: &Module) -> Result<(VarId, VarId), TrainError> {
         let bad =
             |msg: String| TrainError::Task(format!("{} on network `{}`: {msg}", self.name, m.name));
         let inputs: Vec<(VarId, &str)> = m
@@ -220,6 +244,13 @@ impl EnvTask {
                 .map(|&(_, v)| v)
                 .ok_or_else(|| bad("it has no `readout`".into()))?,
         };
+        Ok((x, y))
+    }
+
+    fn vars(&self, m: &Module, adj: &Adjoint) -> Result<Vars, TrainError> {
+        let bad =
+            |msg: String| TrainError::Task(format!("{} on network `{}`: {msg}", self.name, m.name));
+        let (x, y) = self.input_and_readout(m)?;
         let channels = m.space_size(m.vars[x].space);
         if let Some(c) = self.channels {
             if c != channels {
@@ -293,6 +324,7 @@ pub struct EnvAcc {
     /// Per step: dL/dy, where known.
     seeds: Vec<Option<Vec<f64>>>,
     x: Vec<f64>,
+    y: Vec<f64>,
     /// The episode's loss and metric, after its last step.
     pub loss: f64,
     /// The task's metric.
@@ -325,12 +357,13 @@ impl<T: Elem> EpisodeLoss<T> for EnvBatch {
     }
 
     fn observe(&self, _: usize, t: usize, ep: &mut Episode<'_, T>, acc: &mut EnvAcc) {
-        let y: Vec<f64> = ep.var(self.vars.y).iter().map(|v| v.to_f64()).collect();
+        acc.y.clear();
+        acc.y.extend(ep.var(self.vars.y).iter().map(|v| v.to_f64()));
         let Some(env) = acc.env.as_mut() else { return };
         if acc.seeds.len() < self.steps {
             acc.seeds.resize(self.steps, None);
         }
-        for (s, g) in env.output(t, &y) {
+        for (s, g) in env.output(t, &acc.y) {
             if let Some(slot) = acc.seeds.get_mut(s) {
                 match slot {
                     Some(old) => old.iter_mut().zip(&g).for_each(|(o, n)| *o += n),

@@ -349,7 +349,7 @@ impl Env for EvidenceEpisode {
 
 #[cfg(test)]
 mod tests {
-    use super::super::env::{run_policy, Policy, RandomPolicy};
+    use super::super::env::{mean_policy_metric, Policy, RandomPolicy};
     use super::*;
 
     /// Counts the cues from the spikes (the side whose population fired more during
@@ -426,10 +426,7 @@ mod tests {
         policy: &mut dyn FnMut() -> Box<dyn Policy>,
         episodes: u64,
     ) -> f64 {
-        (0..episodes)
-            .map(|s| run_policy(&mut task.episode(s), task.channels(), policy().as_mut()))
-            .sum::<f64>()
-            / episodes as f64
+        mean_policy_metric(episodes, task.channels(), |s| task.episode(s), policy)
     }
 
     fn random(task: &Evidence, episodes: u64) -> f64 {

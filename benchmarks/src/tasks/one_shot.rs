@@ -302,7 +302,7 @@ impl Env for OneShotEpisode {
 
 #[cfg(test)]
 mod tests {
-    use super::super::env::{run_policy, Policy, RandomPolicy};
+    use super::super::env::{mean_policy_metric, Policy, RandomPolicy};
     use super::*;
 
     /// Stores each studied pattern as the channels that fired in its window, with the
@@ -367,10 +367,7 @@ mod tests {
 
     fn mean_metric(policy: &mut dyn FnMut() -> Box<dyn Policy>, episodes: u64) -> f64 {
         let task = OneShot::default();
-        (0..episodes)
-            .map(|s| run_policy(&mut task.episode(s), task.channels(), policy().as_mut()))
-            .sum::<f64>()
-            / episodes as f64
+        mean_policy_metric(episodes, task.channels(), |s| task.episode(s), policy)
     }
 
     #[test]

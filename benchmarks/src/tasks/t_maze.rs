@@ -234,7 +234,7 @@ impl Env for TMazeEpisode {
 
 #[cfg(test)]
 mod tests {
-    use super::super::env::{run_policy, Policy, RandomPolicy};
+    use super::super::env::{mean_policy_metric, Policy, RandomPolicy};
     use super::*;
 
     /// Win-stay lose-shift on the reward signal: turns where it turned last time if
@@ -267,10 +267,7 @@ mod tests {
 
     fn mean_metric(policy: &mut dyn FnMut() -> Box<dyn Policy>, episodes: u64) -> f64 {
         let task = TMaze::default();
-        (0..episodes)
-            .map(|s| run_policy(&mut task.episode(s), task.channels(), policy().as_mut()))
-            .sum::<f64>()
-            / episodes as f64
+        mean_policy_metric(episodes, task.channels(), |s| task.episode(s), policy)
     }
 
     #[test]
