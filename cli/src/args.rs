@@ -80,6 +80,135 @@ pub enum Command {
         after_help = "Each network (default: every file of rules/comparison) is resized to each task's inputs and\nchoices and trained like `ruleopt train` into OUT/TASK/NETWORK/seed-S/. OUT/RESULTS.md gets one\ntable per task (held-out metric, mean ± sd over seeds, training time), OUT/TASK-training.svg\nand OUT/TASK-within-episode.svg the curves. Finished runs are kept and stopped ones resumed, so\nthe command can be interrupted and run again.\n\nExamples:\n  ruleopt compare --task cue-reward --seeds 3 --iterations 2000\n  ruleopt compare rules/comparison/backpropamine.rule rules/comparison/lif_static.rule --task t-maze \\\n      --task-options 't-maze={\"trials\": 20}'"
     )]
     Compare(CompareArgs),
+    /// Discover rules: evolve formulas for the holes `?f(...)` of a rule (tuning their
+    /// constants by gradient), and write the best as .rule files.
+    #[command(
+        after_help = "Without FILE, runs the bundled search: rules/search/reward_driven.rule on the reward-driven\ntask (Jordan et al. 2021), a few minutes on 2 cores.\n\nWrites into the output directory: log.jsonl (one line per generation), checkpoint.json (after\nevery generation; --resume continues from it), and at the end hall-of-fame/NN.rule (the best\nrules, self-contained, formulas filled in), summary.md and summary.json (formulas, fitness,\ncomplexity, the Pareto front), fitness.svg and pareto.svg.\n\nExamples:\n  ruleopt search\n  ruleopt search rules/search/oja_pca.rule --task oja-pca --ops '+,-,*' --generations 200\n  ruleopt search net.rule --task t-maze --strategy tournament --population 32 --islands 2\n  ruleopt search --out runs/search --resume"
+    )]
+    Search(SearchArgs),
+}
+
+/// Survivor selection of `ruleopt search`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// (mu + lambda): the best mu of parents and children survive.
+    #[value(name = "mu+lambda")]
+    MuPlusLambda,
+    /// Tournament selection; children replace the oldest (--aging) or the worst.
+    Tournament,
+}
+
+/// `ruleopt search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The .rule file with holes (default: the bundled reward-driven search).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Which network (default: the only, or last, network of FILE).
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// The task whose metric is the fitness (default with FILE: required).
+    #[arg(long, value_name = "NAME")]
+    pub task: Option<String>,
+    /// The task's options as a JSON object, or `@FILE`.
+    #[arg(long, value_name = "JSON")]
+    pub task_options: Option<String>,
+    /// Operators of the formulas, comma separated: + - * / pow min max neg exp log tanh
+    /// sigmoid sqrt abs square.
+    #[arg(long, value_name = "OPS", default_value = "+,-,*")]
+    pub ops: String,
+    /// Use the partial operators (/, log, sqrt, pow, exp) as they are, not their
+    /// protected forms.
+    #[arg(long)]
+    pub unprotected: bool,
+    /// Survivor selection.
+    #[arg(long, value_enum, default_value_t = StrategyArg::MuPlusLambda)]
+    pub strategy: StrategyArg,
+    /// (mu + lambda): parents kept.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub mu: u32,
+    /// Children per generation and island.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub lambda: u32,
+    /// Tournament: population size.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub population: u32,
+    /// Tournament size for picking parents (1: uniformly).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tournament: Option<u32>,
+    /// Tournament: children replace the worst instead of the oldest.
+    #[arg(long)]
+    pub no_aging: bool,
+    /// Independent populations, with migration around a ring.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub islands: u32,
+    /// Generations between migrations.
+    #[arg(long, default_value_t = 10)]
+    pub migration_interval: u32,
+    /// Individuals each island sends.
+    #[arg(long, default_value_t = 1)]
+    pub migrants: u32,
+    /// Largest tree (nodes) per hole.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_size: u32,
+    /// Deepest tree per hole.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_depth: u32,
+    /// Probability that a child comes from crossover (then mutation).
+    #[arg(long, default_value_t = 0.0)]
+    pub crossover: f64,
+    /// Quantile of the parents' cheap scores a child must reach to be evaluated in full.
+    #[arg(long, default_value_t = 0.5, conflicts_with = "no_hurdle")]
+    pub hurdle: f64,
+    /// Evaluate every child in full.
+    #[arg(long)]
+    pub no_hurdle: bool,
+    /// Generations.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub generations: u32,
+    /// Stop after this many evaluations.
+    #[arg(long, value_name = "N")]
+    pub max_evaluations: Option<u64>,
+    /// Stop (checkpointed; --resume continues) after this many minutes.
+    #[arg(long, value_name = "MINUTES")]
+    pub max_minutes: Option<f64>,
+    /// Stop when the best fitness reaches this.
+    #[arg(long, value_name = "FITNESS")]
+    pub target: Option<f64>,
+    /// Gradient steps on each candidate's constants and `learn` parameters before its
+    /// fitness is taken (0: no tuning).
+    #[arg(long, default_value_t = 0)]
+    pub tune_iterations: u32,
+    /// Episodes per tuning step.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tune_batch: u32,
+    /// Adam's learning rate for tuning.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// Held-out episodes of each full evaluation.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub episodes: u32,
+    /// Episodes of the cheap first evaluation.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub hurdle_episodes: u32,
+    /// Rules kept in the hall of fame.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub hall_of_fame: u32,
+    /// Seed of the search, the network's instance and all episodes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Element type of the compiled kernels.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
+    /// The run's directory (default: runs/search-NETWORK-TASK).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the search in the output directory from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// Which engine runs a simulation.

@@ -5,6 +5,9 @@
 /// Name of the bundled network file.
 pub const ROOT: &str = "rules/networks/lif_network.rule";
 
+/// Name of the rule `ruleopt search` searches when no file is given.
+pub const SEARCH_ROOT: &str = "rules/search/reward_driven.rule";
+
 /// (name, text) of every bundled file: the network and what it imports.
 pub const FILES: &[(&str, &str)] = &[
     (ROOT, include_str!("../../rules/networks/lif_network.rule")),

@@ -326,14 +326,45 @@ fn lines_svg(
     y_desc: &str,
     lines: &[(String, Vec<(f64, f64)>)],
 ) -> Result<String, Error> {
-    let pts = lines.iter().flat_map(|(_, l)| l.iter());
+    let series: Vec<Series> = lines
+        .iter()
+        .map(|(name, points)| Series {
+            name: name.clone(),
+            points: points.clone(),
+            line: true,
+            dots: false,
+        })
+        .collect();
+    chart_svg(title, x_desc, y_desc, &series)
+}
+
+/// One series of a chart.
+pub(crate) struct Series {
+    /// Legend label.
+    pub name: String,
+    /// Its points.
+    pub points: Vec<(f64, f64)>,
+    /// Join them with a line.
+    pub line: bool,
+    /// Mark each point.
+    pub dots: bool,
+}
+
+/// One chart of several series, as SVG text.
+pub(crate) fn chart_svg(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> Result<String, Error> {
+    let pts = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (
         f64::INFINITY,
         f64::NEG_INFINITY,
         f64::INFINITY,
         f64::NEG_INFINITY,
     );
-    for &(x, y) in pts.filter(|(_, y)| y.is_finite()) {
+    for &(x, y) in pts.filter(|(x, y)| x.is_finite() && y.is_finite()) {
         x0 = x0.min(x);
         x1 = x1.max(x);
         y0 = y0.min(y);
@@ -343,6 +374,11 @@ fn lines_svg(
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
     let pad = ((y1 - y0) * 0.05).max(1e-6);
+    let xpad = if series.iter().any(|s| s.dots) {
+        ((x1 - x0) * 0.05).max(0.5)
+    } else {
+        0.0
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 550)).into_drawing_area();
@@ -352,7 +388,10 @@ fn lines_svg(
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1.max(x0 + 1.0), (y0 - pad)..(y1 + pad))
+            .build_cartesian_2d(
+                (x0 - xpad)..(x1 + xpad).max(x0 + 1.0),
+                (y0 - pad)..(y1 + pad),
+            )
             .map_err(plot_err)?;
         chart
             .configure_mesh()
@@ -360,13 +399,30 @@ fn lines_svg(
             .y_desc(y_desc)
             .draw()
             .map_err(plot_err)?;
-        for (i, (name, l)) in lines.iter().enumerate() {
+        for (i, s) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(l.iter().copied(), color))
-                .map_err(plot_err)?
-                .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            let finite = || {
+                s.points
+                    .iter()
+                    .copied()
+                    .filter(|(x, y)| x.is_finite() && y.is_finite())
+            };
+            if s.line {
+                chart
+                    .draw_series(LineSeries::new(finite(), color))
+                    .map_err(plot_err)?
+                    .label(s.name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            }
+            if s.dots {
+                let dots = chart
+                    .draw_series(finite().map(|p| Circle::new(p, 4, color.filled())))
+                    .map_err(plot_err)?;
+                if !s.line {
+                    dots.label(s.name.as_str())
+                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+                }
+            }
         }
         chart
             .configure_series_labels()

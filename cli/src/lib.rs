@@ -15,6 +15,7 @@ pub mod compare;
 pub mod load;
 pub mod raster;
 pub mod render;
+pub mod discover;
 pub mod simulate;
 pub mod train;
 
@@ -179,6 +180,7 @@ pub fn run(cli: &Cli, o: &mut Output<'_>) -> Result<(), Error> {
         Command::Bench(a) => bench::bench(a, o),
         Command::Train(a) => train::train(a, o),
         Command::Compare(a) => compare::compare(a, o),
+        Command::Search(a) => discover::search(a, o),
     }
 }
 

@@ -53,8 +53,13 @@ impl Session {
 
     /// The bundled network.
     pub fn bundled() -> Session {
-        let text = bundled::get(bundled::ROOT).unwrap_or_default();
-        Session::from_text(bundled::ROOT, text, Origin::Bundled)
+        Session::bundled_at(bundled::ROOT)
+    }
+
+    /// The bundled file `name` (one of [`bundled::FILES`]).
+    pub fn bundled_at(name: &str) -> Session {
+        let text = bundled::get(name).unwrap_or_default();
+        Session::from_text(name, text, Origin::Bundled)
     }
 
     /// A root file given as text.

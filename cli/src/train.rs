@@ -253,7 +253,7 @@ impl Run<'_> {
 }
 
 /// The metric's name, marked when lower is better.
-fn task_metric(task: &benchmarks::tasks::env::EnvTask) -> String {
+pub(crate) fn task_metric(task: &benchmarks::tasks::env::EnvTask) -> String {
     let name = search::train::Task::metric_name(task);
     if search::train::Task::higher_is_better(task) {
         name.to_string()

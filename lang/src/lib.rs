@@ -16,6 +16,7 @@ pub mod ast;
 pub mod check;
 pub mod diag;
 pub mod diff;
+pub mod fill;
 pub mod grad;
 pub mod init;
 pub mod interp;

@@ -66,6 +66,10 @@ impl Sources {
         });
         FileId(self.files.len() as u32 - 1)
     }
+    /// Replaces the text of file `id` (spans into its old text are void).
+    pub fn set_text(&mut self, id: FileId, text: impl Into<String>) {
+        self.files[id.0 as usize].text = text.into();
+    }
     /// The file with this id.
     pub fn get(&self, id: FileId) -> &SourceFile {
         &self.files[id.0 as usize]

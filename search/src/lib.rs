@@ -3,4 +3,9 @@
 //! structure (`ruleopt search`) builds on it.
 #![warn(missing_docs)]
 
+pub mod evolve;
+pub mod expr;
+pub mod simplify;
+pub mod variation;
+pub mod rules;
 pub mod train;

@@ -315,12 +315,6 @@ impl<'a, K: Task> Trainer<'a, K> {
                 _ => (p, None),
             })
             .collect();
-        if params.is_empty() {
-            return Err(TrainError::Task(format!(
-                "network `{}` has no `learn` parameters: nothing to train",
-                m.name
-            )));
-        }
         let steps = task.steps();
         if steps == 0 {
             return Err(TrainError::Task("episodes have no steps".into()));
@@ -365,13 +359,7 @@ impl<'a, K: Task> Trainer<'a, K> {
 
     /// The seed of iteration `i`'s batch (a SplitMix64 step of `(seed, i)`).
     pub fn batch_seed(&self, i: usize) -> u64 {
-        let mut z = self
-            .cfg
-            .seed
-            .wrapping_add((i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix_seed(self.cfg.seed, i as u64)
     }
 
     /// Loss, metric and gradients (per `learn` parameter, summed over the batch) of
@@ -451,21 +439,12 @@ impl<'a, K: Task> Trainer<'a, K> {
         resume: bool,
         progress: &mut dyn FnMut(&IterLog),
     ) -> Result<TrainResult, TrainError> {
+        self.check_trainable()?;
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let ck_path = dir.join("checkpoint.json");
         let log_path = dir.join("log.jsonl");
         let fingerprint = self.fingerprint();
-        let mut moments: Vec<Moments> = self
-            .params
-            .iter()
-            .map(|&(p, _)| {
-                let n = self.inst.params[p.index()].len();
-                Moments {
-                    m: vec![0.0; n],
-                    v: vec![0.0; n],
-                }
-            })
-            .collect();
+        let mut moments = self.fresh_moments();
         let mut start = 0;
         let mut log = Vec::new();
         if resume {
@@ -497,27 +476,7 @@ impl<'a, K: Task> Trainer<'a, K> {
             {
                 break;
             }
-            let t0 = Instant::now();
-            let (score, mut grads) = self.gradient(i)?;
-            let norm = grads.iter().flatten().map(|g| g * g).sum::<f64>().sqrt();
-            if !norm.is_finite() || !score.loss.is_finite() {
-                return Err(TrainError::Task(format!(
-                    "iteration {i}: the loss or its gradient is not finite (loss {}, gradient norm {norm}); lower the learning rate or clip harder",
-                    score.loss
-                )));
-            }
-            if let Some(c) = self.cfg.clip {
-                if norm > c {
-                    grads.iter_mut().flatten().for_each(|g| *g *= c / norm);
-                }
-            }
-            self.adam_step(i + 1, &grads, &mut moments);
-            let rec = IterLog {
-                iteration: i,
-                score,
-                grad_norm: norm,
-                seconds: t0.elapsed().as_secs_f64(),
-            };
+            let rec = self.iterate(i, &mut moments)?;
             writeln!(log_file, "{}", rec.to_json(self.task.metric_name()))
                 .and_then(|_| log_file.flush())
                 .map_err(|e| io_err(&log_path, e))?;
@@ -531,6 +490,71 @@ impl<'a, K: Task> Trainer<'a, K> {
             checkpoint: self.checkpoint,
             started_at: start,
         })
+    }
+
+    /// `iterations` Adam steps in memory from fresh moments (iteration `i` draws the
+    /// batch of [`Trainer::batch_seed`]`(i)`), with no files: the inner loop of a
+    /// memetic search. Returns each iteration's record.
+    pub fn tune(&mut self, iterations: usize) -> Result<Vec<IterLog>, TrainError> {
+        self.check_trainable()?;
+        let mut moments = self.fresh_moments();
+        (0..iterations).map(|i| self.iterate(i, &mut moments)).collect()
+    }
+
+    fn check_trainable(&self) -> Result<(), TrainError> {
+        if self.params.is_empty() {
+            return Err(TrainError::Task(format!(
+                "network `{}` has no `learn` parameters: nothing to train",
+                self.m.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn fresh_moments(&self) -> Vec<Moments> {
+        self.params
+            .iter()
+            .map(|&(p, _)| {
+                let n = self.inst.params[p.index()].len();
+                Moments {
+                    m: vec![0.0; n],
+                    v: vec![0.0; n],
+                }
+            })
+            .collect()
+    }
+
+    /// Iteration `i`: the gradient of its batch, clipped, then one Adam step.
+    fn iterate(&mut self, i: usize, moments: &mut [Moments]) -> Result<IterLog, TrainError> {
+        let t0 = Instant::now();
+        let (score, mut grads) = self.gradient(i)?;
+        let norm = grads.iter().flatten().map(|g| g * g).sum::<f64>().sqrt();
+        if !norm.is_finite() || !score.loss.is_finite() {
+            return Err(TrainError::Task(format!(
+                "iteration {i}: the loss or its gradient is not finite (loss {}, gradient norm {norm}); lower the learning rate or clip harder",
+                score.loss
+            )));
+        }
+        if let Some(c) = self.cfg.clip {
+            if norm > c {
+                grads.iter_mut().flatten().for_each(|g| *g *= c / norm);
+            }
+        }
+        self.adam_step(i + 1, &grads, moments);
+        Ok(IterLog {
+            iteration: i,
+            score,
+            grad_norm: norm,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The current values of the `learn` parameter named `name` (qualified).
+    pub fn param(&self, name: &str) -> Option<&[f64]> {
+        self.params
+            .iter()
+            .find(|(p, _)| self.m.vars[*p].name == name)
+            .map(|(p, _)| self.inst.params[p.index()].as_slice())
     }
 
     /// One Adam step (`t` counts from 1), then each parameter back into its bounds.
@@ -690,6 +714,16 @@ pub fn read_log(path: &Path, upto: usize, metric: &str) -> Result<Vec<IterLog>, 
         }
     }
     Ok(out)
+}
+
+/// The `i`-th seed derived from `seed`: one SplitMix64 step of `seed + (i + 1) * golden`.
+/// Streams derived this way (batches, generations, individuals) do not depend on the
+/// order or thread in which they are drawn.
+pub fn mix_seed(seed: u64, i: u64) -> u64 {
+    let mut z = seed.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Writes `bytes` to `path` so that a reader sees the old or the new file, never a

@@ -3,6 +3,7 @@
 mod closed_forms;
 mod common;
 mod corpus;
+mod fill;
 mod fuzz;
 mod gradients;
 mod semantics;
