@@ -197,6 +197,14 @@ pub struct SearchArgs {
     /// Seed of the search, the network's instance and all episodes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// A known answer for a hole, `HOLE=FORMULA` in the hole's argument names (e.g.
+    /// `f=e * (r - 1)`); repeatable. The search records when it first evaluates a rule
+    /// equal to it up to a positive scale (rediscovery benchmarks).
+    #[arg(long = "known", value_name = "HOLE=FORMULA", value_parser = parse_task_options)]
+    pub known: Vec<(String, String)>,
+    /// Stop at the first rule equal to the `--known` answer.
+    #[arg(long, requires = "known")]
+    pub stop_on_hit: bool,
     /// Element type of the compiled kernels.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,

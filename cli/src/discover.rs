@@ -40,12 +40,8 @@ pub fn search(a: &SearchArgs, o: &mut Output<'_>) -> Result<(), Error> {
     let task = benchmarks::tasks::by_name(&task_name, &options)?;
     // The template must check (holes and all) before anything runs.
     let (module, files) = session.module_and_files(a.network.as_deref(), o.err, o.err_color)?;
-    let ops = OpSet::parse(&a.ops, !a.unprotected).map_err(|msg| {
-        Error::Train(TrainError::Config {
-            field: "ops",
-            msg,
-        })
-    })?;
+    let ops = OpSet::parse(&a.ops, !a.unprotected)
+        .map_err(|msg| Error::Train(TrainError::Config { field: "ops", msg }))?;
     let tournament = a.tournament.map(|t| t as usize);
     let strategy = match a.strategy {
         StrategyArg::MuPlusLambda => Strategy::MuPlusLambda {
@@ -103,6 +99,11 @@ pub fn search(a: &SearchArgs, o: &mut Output<'_>) -> Result<(), Error> {
     )
     .map_err(|e| Error::Train(TrainError::Task(e)))?;
     let holes = problem.hole_specs();
+    let cfg = SearchConfig {
+        known: known_trees(&a.known, &holes)?,
+        stop_on_hit: a.stop_on_hit,
+        ..cfg
+    };
     let runner = Search::new(cfg.clone(), holes.clone(), &problem)?;
     let dir = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("search-{}-{}", module.name, task_name))
@@ -129,7 +130,8 @@ pub fn search(a: &SearchArgs, o: &mut Output<'_>) -> Result<(), Error> {
             .join(" "),
     )
     .map_err(Error::Output)?;
-    let bar = ProgressBar::with_draw_target(Some(cfg.generations as u64), ProgressDrawTarget::stderr());
+    let bar =
+        ProgressBar::with_draw_target(Some(cfg.generations as u64), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:30} {pos}/{len} generations  {msg}  [{elapsed_precise} < {eta_precise}]",
@@ -237,13 +239,20 @@ fn report(
         "evaluations": result.evaluations,
         "seconds": result.log.iter().map(|g| g.seconds).sum::<f64>(),
         "test_episodes": test_episodes,
+        "first_hit": result.first_hit.as_ref().map(|h| json!({
+            "generation": h.generation, "evaluations": h.evaluations, "seconds": h.seconds,
+            "formulas": h.genome.formulas(holes),
+        })),
         "hall_of_fame": rows, "pareto": pareto,
     });
     write_atomic(
         &dir.join("summary.json"),
         format!("{summary:#}\n").as_bytes(),
     )?;
-    write_atomic(&dir.join("summary.md"), summary_md(&summary, &metric).as_bytes())?;
+    write_atomic(
+        &dir.join("summary.md"),
+        summary_md(&summary, &metric).as_bytes(),
+    )?;
     // Plots.
     let gens = |f: &dyn Fn(&GenLog) -> f64| -> Vec<(f64, f64)> {
         result
@@ -273,9 +282,7 @@ fn report(
     )?;
     write_atomic(&dir.join("fitness.svg"), fitness.as_bytes())?;
     let pts = |v: &[Individual]| -> Vec<(f64, f64)> {
-        v.iter()
-            .map(|i| (i.complexity as f64, i.fitness))
-            .collect()
+        v.iter().map(|i| (i.complexity as f64, i.fitness)).collect()
     };
     let pareto_svg = chart_svg(
         "ruleopt search: fitness against complexity",
@@ -309,8 +316,12 @@ fn report(
     .map_err(Error::Output)?;
     match result.hall_of_fame.first() {
         Some(best) => {
-            writeln!(o.out, "best rule (fitness {:.4}, {metric} {:.4}, complexity {}):", best.fitness, best.metric, best.complexity)
-                .map_err(Error::Output)?;
+            writeln!(
+                o.out,
+                "best rule (fitness {:.4}, {metric} {:.4}, complexity {}):",
+                best.fitness, best.metric, best.complexity
+            )
+            .map_err(Error::Output)?;
             for f in best.formulas(holes) {
                 writeln!(o.out, "  {f}").map_err(Error::Output)?;
             }
@@ -321,15 +332,63 @@ fn report(
     writeln!(
         o.out,
         "wrote {} (hall of fame: {})",
-        ["summary.md", "summary.json", "fitness.svg", "pareto.svg", "log.jsonl", "checkpoint.json"]
-            .iter()
-            .map(|f| dir.join(f).display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        [
+            "summary.md",
+            "summary.json",
+            "fitness.svg",
+            "pareto.svg",
+            "log.jsonl",
+            "checkpoint.json"
+        ]
+        .iter()
+        .map(|f| dir.join(f).display().to_string())
+        .collect::<Vec<_>>()
+        .join(", "),
         hof_dir.display()
     )
     .map_err(Error::Output)?;
     Ok(())
+}
+
+/// `--known HOLE=FORMULA` for every hole, as trees in the holes' argument names.
+fn known_trees(
+    known: &[(String, String)],
+    holes: &[search::evolve::HoleSpec],
+) -> Result<Option<Vec<search::expr::Tree>>, Error> {
+    if known.is_empty() {
+        return Ok(None);
+    }
+    let bad = |msg: String| {
+        Error::Train(TrainError::Config {
+            field: "known",
+            msg,
+        })
+    };
+    for (name, _) in known {
+        if !holes.iter().any(|h| &h.name == name) {
+            return Err(bad(format!(
+                "the rule has no hole `?{name}` (its holes: {})",
+                holes
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    holes
+        .iter()
+        .map(|h| {
+            let (_, text) = known
+                .iter()
+                .find(|(n, _)| *n == h.name)
+                .ok_or_else(|| bad(format!("no formula for the hole `?{}`", h.name)))?;
+            let names: Vec<&str> = h.args.iter().map(String::as_str).collect();
+            search::expr::Tree::parse(text, &names)
+                .map_err(|e| bad(format!("`{}={text}`: {e}", h.name)))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn summary_md(s: &serde_json::Value, metric: &str) -> String {
@@ -370,6 +429,12 @@ fn summary_md(s: &serde_json::Value, metric: &str) -> String {
                 || format!("error: {}", r["error"].as_str().unwrap_or("")),
                 |f| format!("[{f}]({f})")
             ),
+        );
+    }
+    if let Some(h) = s.get("first_hit").filter(|h| !h.is_null()) {
+        md += &format!(
+            "\nThe known rule was first evaluated in generation {}, after {} evaluations and {:.1} s: {}.\n",
+            h["generation"], h["evaluations"], h["seconds"].as_f64().unwrap_or(0.0), formulas(h)
         );
     }
     md += "\n## Pareto front (fitness against complexity)\n\n| complexity | fitness | formula |\n|---|---|---|\n";

@@ -12,10 +12,10 @@ pub mod args;
 pub mod bench;
 pub mod bundled;
 pub mod compare;
+pub mod discover;
 pub mod load;
 pub mod raster;
 pub mod render;
-pub mod discover;
 pub mod simulate;
 pub mod train;
 

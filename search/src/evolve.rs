@@ -270,6 +270,11 @@ pub struct SearchConfig {
     pub hall_of_fame: usize,
     /// The run's seed.
     pub seed: u64,
+    /// A known answer (one tree per hole): the search records when it first evaluates
+    /// a candidate equal to it up to a positive scale per hole ([`same_up_to_scale`]).
+    pub known: Option<Vec<Tree>>,
+    /// Stop at the first candidate equal to `known`.
+    pub stop_on_hit: bool,
 }
 
 impl Default for SearchConfig {
@@ -298,6 +303,8 @@ impl Default for SearchConfig {
             target: None,
             hall_of_fame: 10,
             seed: 0,
+            known: None,
+            stop_on_hit: false,
         }
     }
 }
@@ -361,6 +368,7 @@ impl SearchConfig {
             "max_size": self.limits.max_size, "max_depth": self.limits.max_depth,
             "init_depth": self.init_depth, "const_prob": self.const_prob,
             "crossover": self.crossover, "hurdle": self.hurdle, "seed": self.seed,
+            "known": self.known.as_ref().map(|k| k.iter().map(Tree::to_json).collect::<Vec<_>>()),
         })
     }
 }
@@ -433,9 +441,16 @@ impl Individual {
 
     /// The human-readable formulas, one per hole: `f(a, b) = ...`.
     pub fn formulas(&self, holes: &[HoleSpec]) -> Vec<String> {
+        self.genome.formulas(holes)
+    }
+}
+
+impl Genome {
+    /// The human-readable formulas, one per hole: `f(a, b) = ...`.
+    pub fn formulas(&self, holes: &[HoleSpec]) -> Vec<String> {
         holes
             .iter()
-            .zip(&self.genome.trees)
+            .zip(&self.trees)
             .map(|(h, t)| {
                 let names: Vec<&str> = h.args.iter().map(String::as_str).collect();
                 format!("{}({}) = {}", h.name, h.args.join(", "), t.formula(&names))
@@ -455,6 +470,8 @@ pub enum StopReason {
     Time,
     /// The target fitness was reached.
     Target,
+    /// A candidate equal to the known answer was found.
+    Found,
 }
 
 impl StopReason {
@@ -465,6 +482,7 @@ impl StopReason {
             StopReason::Evaluations => "the evaluation budget is spent",
             StopReason::Time => "the time budget is spent (resume with --resume)",
             StopReason::Target => "the target fitness was reached",
+            StopReason::Found => "the known rule was found",
         }
     }
 }
@@ -550,6 +568,22 @@ pub struct SearchResult {
     pub log: Vec<GenLog>,
     /// Evaluations spent (cheap and full), over the whole run.
     pub evaluations: u64,
+    /// When a candidate equal to [`SearchConfig::known`] was first evaluated.
+    pub first_hit: Option<Hit>,
+}
+
+/// The first candidate equal to the known answer: when, and at what cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// The generation it was born in.
+    pub generation: usize,
+    /// Evaluations spent up to the end of that generation.
+    pub evaluations: u64,
+    /// Seconds of search up to the end of that generation (summed over generations,
+    /// so time between an interruption and a resume does not count).
+    pub seconds: f64,
+    /// The candidate, as evaluated.
+    pub genome: Genome,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -577,6 +611,9 @@ struct State {
     hall: Vec<Individual>,
     pareto: Vec<Individual>,
     counters: Counters,
+    /// Seconds of all generations so far.
+    seconds: f64,
+    first_hit: Option<Hit>,
 }
 
 /// A search over the formulas of some holes.
@@ -698,9 +735,14 @@ impl<'a, E: Evaluator> Search<'a, E> {
                 hall: Vec::new(),
                 pareto: Vec::new(),
                 counters: Counters::default(),
+                seconds: 0.0,
+                first_hit: None,
             },
         };
         let stop = loop {
+            if self.cfg.stop_on_hit && state.first_hit.is_some() {
+                break StopReason::Found;
+            }
             if let Some(l) = log.last() {
                 if self.cfg.target.is_some_and(|t| l.best_fitness >= t) {
                     break StopReason::Target;
@@ -725,8 +767,17 @@ impl<'a, E: Evaluator> Search<'a, E> {
             }
             let t0 = Instant::now();
             let evals_before = state.counters.evaluations;
-            self.generation(&mut state);
+            let hit = self.generation(&mut state);
             let seconds = t0.elapsed().as_secs_f64();
+            state.seconds += seconds;
+            if let (Some(genome), None) = (hit, &state.first_hit) {
+                state.first_hit = Some(Hit {
+                    generation: state.generation,
+                    evaluations: state.counters.evaluations,
+                    seconds: state.seconds,
+                    genome,
+                });
+            }
             let rec = self.record(&state, seconds, state.counters.evaluations - evals_before);
             state.generation += 1;
             if let (Some(dir), Some(f)) = (dir, log_file.as_mut()) {
@@ -745,6 +796,7 @@ impl<'a, E: Evaluator> Search<'a, E> {
             pareto: state.pareto.clone(),
             log,
             evaluations: state.counters.evaluations,
+            first_hit: state.first_hit.clone(),
         })
     }
 
@@ -781,8 +833,9 @@ impl<'a, E: Evaluator> Search<'a, E> {
         }
     }
 
-    /// One generation (generation 0 draws the initial populations).
-    fn generation(&self, state: &mut State) {
+    /// One generation (generation 0 draws the initial populations); returns the first
+    /// newcomer equal to the known answer, if any.
+    fn generation(&self, state: &mut State) -> Option<Genome> {
         let gen = state.generation;
         let protected = self.cfg.ops.protected;
         // 1. Breed, sequentially per island, from the island's own stream.
@@ -917,9 +970,18 @@ impl<'a, E: Evaluator> Search<'a, E> {
             state.counters.next_id += 1;
             newcomers[island].push(ind);
         }
+        let mut hit = None;
         for (members, new) in state.islands.iter_mut().zip(newcomers) {
             for ind in &new {
-                offer(&mut state.hall, &mut state.pareto, ind, self.cfg.hall_of_fame);
+                if hit.is_none() && self.is_known(ind) {
+                    hit = Some(ind.evaluated.clone().unwrap_or_else(|| ind.genome.clone()));
+                }
+                offer(
+                    &mut state.hall,
+                    &mut state.pareto,
+                    ind,
+                    self.cfg.hall_of_fame,
+                );
             }
             self.select(members, new);
         }
@@ -953,6 +1015,23 @@ impl<'a, E: Evaluator> Search<'a, E> {
                 }
             }
         }
+        hit
+    }
+
+    /// Whether `ind` (as evaluated, or with its tuned constants) equals the known
+    /// answer up to a positive scale per hole.
+    fn is_known(&self, ind: &Individual) -> bool {
+        let Some(known) = &self.cfg.known else {
+            return false;
+        };
+        let same = |g: &Genome| {
+            g.trees
+                .iter()
+                .zip(known)
+                .zip(&self.probes)
+                .all(|((t, k), p)| same_up_to_scale(t, k, p, self.cfg.ops.protected))
+        };
+        same(&ind.genome) || ind.evaluated.as_ref().is_some_and(same)
     }
 
     /// Survivor selection of `members` with `new` children.
@@ -1014,7 +1093,8 @@ impl<'a, E: Evaluator> Search<'a, E> {
         if members.len() > 1 && rng.gen_bool(self.cfg.crossover) {
             let other = pick(rng);
             let h = rng.gen_range(0..g.trees.len());
-            g.trees[h] = variation::crossover(&g.trees[h], &other.genome.trees[h], rng, self.cfg.limits);
+            g.trees[h] =
+                variation::crossover(&g.trees[h], &other.genome.trees[h], rng, self.cfg.limits);
         }
         let h = rng.gen_range(0..g.trees.len());
         g.trees[h] = variation::mutate(
@@ -1047,6 +1127,11 @@ impl<'a, E: Evaluator> Search<'a, E> {
                 "hurdle_rejections": s.counters.hurdle_rejections,
                 "failures": s.counters.failures, "next_id": s.counters.next_id,
             },
+            "seconds": s.seconds,
+            "first_hit": s.first_hit.as_ref().map(|h| json!({
+                "generation": h.generation, "evaluations": h.evaluations,
+                "seconds": h.seconds, "genome": h.genome.to_json(),
+            })),
         });
         write_atomic(path, ck.to_string().as_bytes())
     }
@@ -1112,11 +1197,23 @@ impl<'a, E: Evaluator> Search<'a, E> {
             generation: ck
                 .get("next_generation")
                 .and_then(Value::as_u64)
-                .ok_or_else(|| fail("no `next_generation`".into()))? as usize,
+                .ok_or_else(|| fail("no `next_generation`".into()))?
+                as usize,
             islands,
             cache,
             hall: inds(ck.get("hall_of_fame"))?,
             pareto: inds(ck.get("pareto"))?,
+            seconds: ck.get("seconds").and_then(Value::as_f64).unwrap_or(0.0),
+            first_hit: match ck.get("first_hit") {
+                None | Some(Value::Null) => None,
+                Some(h) => Some(Hit {
+                    generation: h.get("generation").and_then(Value::as_u64).unwrap_or(0) as usize,
+                    evaluations: h.get("evaluations").and_then(Value::as_u64).unwrap_or(0),
+                    seconds: h.get("seconds").and_then(Value::as_f64).unwrap_or(0.0),
+                    genome: Genome::from_json(h.get("genome").unwrap_or(&Value::Null))
+                        .map_err(&fail)?,
+                }),
+            },
             counters: Counters {
                 evaluations: u("evaluations")?,
                 cache_hits: u("cache_hits")?,
@@ -1126,6 +1223,27 @@ impl<'a, E: Evaluator> Search<'a, E> {
             },
         })
     }
+}
+
+/// Whether `t` equals `c * known` for some `c > 0` on the `probes` (relative
+/// tolerance 1e-6), and `known` is not zero there: the test of "found the known rule up
+/// to a positive scale and algebraic identity".
+pub fn same_up_to_scale(t: &Tree, known: &Tree, probes: &[Vec<f64>], protected: bool) -> bool {
+    let x: Vec<f64> = probes.iter().map(|p| t.eval(p, protected)).collect();
+    let y: Vec<f64> = probes.iter().map(|p| known.eval(p, protected)).collect();
+    if x.iter().chain(&y).any(|v| !v.is_finite()) {
+        return false;
+    }
+    let yy: f64 = y.iter().map(|v| v * v).sum();
+    if yy == 0.0 {
+        return false;
+    }
+    let c = x.iter().zip(&y).map(|(a, b)| a * b).sum::<f64>() / yy;
+    let scale = x.iter().chain(&y).fold(0.0f64, |m, v| m.max(v.abs()));
+    c > 0.0
+        && x.iter()
+            .zip(&y)
+            .all(|(a, b)| (a - c * b).abs() <= 1e-6 * scale.max(c.abs() * scale))
 }
 
 /// Total order "a is better than b" as `Less`: higher fitness, then lower complexity,

@@ -841,3 +841,154 @@ fn random_leaf(rng: &mut impl Rng, n_args: usize, const_prob: f64) -> Node {
         Node::Arg(rng.gen_range(0..n_args.min(256)) as u8)
     }
 }
+
+impl Tree {
+    /// Parses a formula in the notation of [`Tree::formula`] (and of the rule
+    /// language): numbers, the argument `names`, `+ - * / ^`, unary minus, parentheses,
+    /// and the functions `exp log tanh sigmoid sqrt abs square neg` (one argument) and
+    /// `min max pow` (two). `x ^ y` is `pow(x, y)`. Errors say what and where.
+    pub fn parse(text: &str, names: &[&str]) -> Result<Tree, String> {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            at: 0,
+            names,
+        };
+        let t = p.sum()?;
+        p.space();
+        if p.at < p.s.len() {
+            return Err(p.err("expected an operator or the end"));
+        }
+        Ok(t)
+    }
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    at: usize,
+    names: &'a [&'a str],
+}
+
+impl Parser<'_> {
+    fn space(&mut self) {
+        while self.at < self.s.len() && self.s[self.at].is_ascii_whitespace() {
+            self.at += 1;
+        }
+    }
+    fn err(&self, what: &str) -> String {
+        format!("{what} at column {}", self.at + 1)
+    }
+    fn eat(&mut self, c: u8) -> bool {
+        self.space();
+        if self.s.get(self.at) == Some(&c) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn sum(&mut self) -> Result<Tree, String> {
+        let mut t = self.product()?;
+        loop {
+            if self.eat(b'+') {
+                t = Tree::apply(Op::Add, vec![t, self.product()?]);
+            } else if self.eat(b'-') {
+                t = Tree::apply(Op::Sub, vec![t, self.product()?]);
+            } else {
+                return Ok(t);
+            }
+        }
+    }
+    fn product(&mut self) -> Result<Tree, String> {
+        let mut t = self.unary()?;
+        loop {
+            if self.eat(b'*') {
+                t = Tree::apply(Op::Mul, vec![t, self.unary()?]);
+            } else if self.eat(b'/') {
+                t = Tree::apply(Op::Div, vec![t, self.unary()?]);
+            } else {
+                return Ok(t);
+            }
+        }
+    }
+    fn unary(&mut self) -> Result<Tree, String> {
+        if self.eat(b'-') {
+            return Ok(Tree::apply(Op::Neg, vec![self.unary()?]));
+        }
+        let base = self.atom()?;
+        if self.eat(b'^') {
+            return Ok(Tree::apply(Op::Pow, vec![base, self.unary()?]));
+        }
+        Ok(base)
+    }
+    fn atom(&mut self) -> Result<Tree, String> {
+        self.space();
+        if self.eat(b'(') {
+            let t = self.sum()?;
+            if !self.eat(b')') {
+                return Err(self.err("expected `)`"));
+            }
+            return Ok(t);
+        }
+        let start = self.at;
+        let c = *self
+            .s
+            .get(self.at)
+            .ok_or_else(|| self.err("unexpected end"))?;
+        if c.is_ascii_digit() || c == b'.' {
+            while self.at < self.s.len()
+                && (self.s[self.at].is_ascii_alphanumeric()
+                    || self.s[self.at] == b'.'
+                    || ((self.s[self.at] == b'-' || self.s[self.at] == b'+')
+                        && matches!(self.s[self.at - 1], b'e' | b'E')))
+            {
+                self.at += 1;
+            }
+            let num = std::str::from_utf8(&self.s[start..self.at]).unwrap_or("");
+            return num
+                .parse::<f64>()
+                .map(Tree::constant)
+                .map_err(|_| format!("`{num}` is not a number at column {}", start + 1));
+        }
+        if c.is_ascii_alphabetic() || c == b'_' {
+            while self.at < self.s.len()
+                && (self.s[self.at].is_ascii_alphanumeric()
+                    || matches!(self.s[self.at], b'_' | b'.'))
+            {
+                self.at += 1;
+            }
+            let name = std::str::from_utf8(&self.s[start..self.at]).unwrap_or("");
+            if let Some(i) = self.names.iter().position(|n| *n == name) {
+                return Ok(Tree::arg(i as u8));
+            }
+            let op =
+                Op::parse(name).filter(|o| !matches!(o, Op::Add | Op::Sub | Op::Mul | Op::Div));
+            let Some(op) = op else {
+                return Err(format!(
+                    "unknown name `{name}` at column {} (the arguments are {})",
+                    start + 1,
+                    self.names.join(", ")
+                ));
+            };
+            if !self.eat(b'(') {
+                return Err(self.err(&format!("expected `(` after `{name}`")));
+            }
+            let mut args = vec![self.sum()?];
+            while self.eat(b',') {
+                args.push(self.sum()?);
+            }
+            if !self.eat(b')') {
+                return Err(self.err("expected `)`"));
+            }
+            if args.len() != op.arity() {
+                return Err(format!(
+                    "`{name}` takes {} argument(s), found {} (column {})",
+                    op.arity(),
+                    args.len(),
+                    start + 1
+                ));
+            }
+            return Ok(Tree::apply(op, args));
+        }
+        Err(self.err(&format!("unexpected `{}`", c as char)))
+    }
+}

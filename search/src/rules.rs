@@ -119,7 +119,7 @@ impl<'a, K: Task> RuleProblem<'a, K> {
                     decl.push((name.clone(), v));
                     name
                 } else {
-                    paren_neg(lang::fill::number(v))
+                    paren_neg(crate::expr::literal(v))
                 }
             });
             Filling { expr, learn: decl }
@@ -144,8 +144,8 @@ impl<'a, K: Task> RuleProblem<'a, K> {
     fn evaluate_inner(&self, genome: &Genome, stage: Stage) -> Result<Evaluation, String> {
         let tune = stage == Stage::Full && self.cfg.tune_iterations > 0;
         let c = self.candidate(genome, tune)?;
-        let mut trainer =
-            Trainer::new(&c.module, self.task, self.cfg.train.clone()).map_err(|e| e.to_string())?;
+        let mut trainer = Trainer::new(&c.module, self.task, self.cfg.train.clone())
+            .map_err(|e| e.to_string())?;
         let mut tuned = None;
         if tune && has_learn(&c.module) {
             trainer
@@ -206,8 +206,8 @@ impl<K: Task> RuleProblem<'_, K> {
     ) -> Result<Realised, String> {
         let tune = self.cfg.tune_iterations > 0;
         let c = self.candidate(genome, tune)?;
-        let mut trainer =
-            Trainer::new(&c.module, self.task, self.cfg.train.clone()).map_err(|e| e.to_string())?;
+        let mut trainer = Trainer::new(&c.module, self.task, self.cfg.train.clone())
+            .map_err(|e| e.to_string())?;
         let mut trees = genome.trees.clone();
         let mut values = lang::values::Values::default();
         if tune && has_learn(&c.module) {
@@ -231,7 +231,12 @@ impl<K: Task> RuleProblem<'_, K> {
         let test = trainer
             .evaluate(episodes, test_seed)
             .map_err(|e| e.to_string())?;
-        let plain = self.candidate(&Genome { trees: trees.clone() }, false)?;
+        let plain = self.candidate(
+            &Genome {
+                trees: trees.clone(),
+            },
+            false,
+        )?;
         let text = lang::learned::rule_with_values(
             &plain.files,
             &plain.module.name,

@@ -498,7 +498,9 @@ impl<'a, K: Task> Trainer<'a, K> {
     pub fn tune(&mut self, iterations: usize) -> Result<Vec<IterLog>, TrainError> {
         self.check_trainable()?;
         let mut moments = self.fresh_moments();
-        (0..iterations).map(|i| self.iterate(i, &mut moments)).collect()
+        (0..iterations)
+            .map(|i| self.iterate(i, &mut moments))
+            .collect()
     }
 
     fn check_trainable(&self) -> Result<(), TrainError> {

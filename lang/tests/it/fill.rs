@@ -45,9 +45,14 @@ fn a_filled_hole_lowers_with_its_constants_as_learn_parameters() {
         lang::check::check(&filled, &files2).unwrap_or_else(|d| panic!("{}", render(&filled, &d)));
     let m = lang::lower::lower(&prog, None).unwrap_or_else(|d| panic!("{}", render(&filled, &d)));
     lang::validate::validate(&m).unwrap();
-    assert!(!m.exprs().iter().any(|(_, e)| matches!(e, Expr::Hole(..))), "{m}");
+    assert!(
+        !m.exprs().iter().any(|(_, e)| matches!(e, Expr::Hole(..))),
+        "{m}"
+    );
     for (name, value) in [("recur.c_f_0", 0.01), ("recur.c_f_1", -0.012)] {
-        let v = m.var_by_name(name).unwrap_or_else(|| panic!("no {name} in\n{m}"));
+        let v = m
+            .var_by_name(name)
+            .unwrap_or_else(|| panic!("no {name} in\n{m}"));
         assert!(matches!(m.vars[v].kind, VarKind::Param { learn: true, .. }));
         let inst = lang::init::instantiate(&m, 0).unwrap();
         assert_eq!(inst.params[v.index()], [value]);
@@ -55,7 +60,10 @@ fn a_filled_hole_lowers_with_its_constants_as_learn_parameters() {
     // Only the file with the hole changed; the edit is in its text, comments kept.
     let site = &holes(&sources, &files)[0].sites[0];
     let text = &filled.get(site.span.file).text;
-    assert!(text.contains("e += (c_f_0 * post.out * x - c_f_1 * y * pre.out);"), "{text}");
+    assert!(
+        text.contains("e += (c_f_0 * post.out * x - c_f_1 * y * pre.out);"),
+        "{text}"
+    );
     assert!(text.contains("learn c_f_1 = -0.012;"), "{text}");
     assert!(text.contains("// eligibility trace"), "{text}");
     for (id, f) in sources.iter() {

@@ -89,7 +89,12 @@ fn config(generations: usize) -> SearchConfig {
     }
 }
 
-fn run(cfg: &SearchConfig, eval: &Regression, dir: Option<&std::path::Path>, resume: bool) -> SearchResult {
+fn run(
+    cfg: &SearchConfig,
+    eval: &Regression,
+    dir: Option<&std::path::Path>,
+    resume: bool,
+) -> SearchResult {
     Search::new(cfg.clone(), holes(), eval)
         .unwrap()
         .run(dir, resume, &mut |_: &GenLog| {})
@@ -129,15 +134,24 @@ fn finds_the_formula_and_reports_it_readably() {
         assert!(w[0].complexity < w[1].complexity && w[0].fitness < w[1].fitness);
     }
     assert!(r.log.last().unwrap().cache_hits > 0, "no cache hits");
-    assert!(r.log.last().unwrap().hurdle_rejections > 0, "nobody stopped at the hurdle");
+    assert!(
+        r.log.last().unwrap().hurdle_rejections > 0,
+        "nobody stopped at the hurdle"
+    );
 }
 
 #[test]
 fn a_seed_gives_the_same_run_at_one_and_two_threads() {
     let eval = Regression::new(|r, e| e * (r - 1.0) + r);
     let cfg = config(15);
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     let a = one.install(|| run(&cfg, &eval, None, false));
     let b = two.install(|| run(&cfg, &eval, None, false));
     assert_eq!(fingerprint(&a), fingerprint(&b));
@@ -164,9 +178,11 @@ fn a_resumed_search_equals_an_uninterrupted_one() {
     assert_eq!(part.log.len(), 5);
     assert_eq!(part.stop, StopReason::Generations);
     // Starting over in a directory that holds a search is refused.
-    let again = Search::new(config(12), holes(), &eval)
-        .unwrap()
-        .run(Some(&tmp.join("part")), false, &mut |_: &GenLog| {});
+    let again = Search::new(config(12), holes(), &eval).unwrap().run(
+        Some(&tmp.join("part")),
+        false,
+        &mut |_: &GenLog| {},
+    );
     assert!(again.unwrap_err().to_string().contains("--resume"));
     let calls = eval.calls.load(Ordering::Relaxed);
     let resumed = run(&config(12), &eval, Some(&tmp.join("part")), true);
@@ -178,9 +194,16 @@ fn a_resumed_search_equals_an_uninterrupted_one() {
     let log = std::fs::read_to_string(tmp.join("part/log.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 12);
     // Another configuration cannot resume this run.
-    let other = Search::new(SearchConfig { seed: 9, ..config(12) }, holes(), &eval)
-        .unwrap()
-        .run(Some(&tmp.join("part")), true, &mut |_: &GenLog| {});
+    let other = Search::new(
+        SearchConfig {
+            seed: 9,
+            ..config(12)
+        },
+        holes(),
+        &eval,
+    )
+    .unwrap()
+    .run(Some(&tmp.join("part")), true, &mut |_: &GenLog| {});
     assert!(other.unwrap_err().to_string().contains("another search"));
     let _ = std::fs::remove_dir_all(&tmp);
 }
@@ -229,7 +252,10 @@ fn mu_plus_lambda_keeps_the_best_and_limits_stop_the_run() {
         None,
         false,
     );
-    assert!(matches!(r.stop, StopReason::Target | StopReason::Generations));
+    assert!(matches!(
+        r.stop,
+        StopReason::Target | StopReason::Generations
+    ));
 }
 
 #[test]
@@ -247,4 +273,38 @@ fn bad_configuration_names_the_field() {
         .to_string();
     assert!(e.contains("no holes"), "{e}");
     let _ = Tree::arg(0);
+}
+
+#[test]
+fn the_known_rule_is_recognised_up_to_a_positive_scale() {
+    use search::evolve::same_up_to_scale;
+    let names = ["R", "E"];
+    let known = Tree::parse("E * (R - 1)", &names).unwrap();
+    let probes: Vec<Vec<f64>> = (0..24)
+        .map(|k| vec![-2.0 + 0.17 * k as f64, 1.9 - 0.31 * k as f64])
+        .collect();
+    for (text, same) in [
+        ("E * (R - 1)", true),
+        ("2 * E * R - E * 2", true),
+        ("(R - 1) * E * 0.25", true),
+        ("-(E * (R - 1))", false),
+        ("E * (R - 1) + 0.001", false),
+        ("E * R", false),
+        ("0 * E", false),
+    ] {
+        let t = Tree::parse(text, &names).unwrap();
+        assert_eq!(same_up_to_scale(&t, &known, &probes, true), same, "{text}");
+    }
+    // A search told the answer stops when it evaluates it, and says when.
+    let eval = Regression::new(|r, e| e * (r - 1.0));
+    let cfg = SearchConfig {
+        known: Some(vec![known]),
+        stop_on_hit: true,
+        ..config(200)
+    };
+    let r = run(&cfg, &eval, None, false);
+    assert_eq!(r.stop, StopReason::Found);
+    let hit = r.first_hit.expect("a hit");
+    assert_eq!(hit.generation + 1, r.log.len());
+    assert!(hit.evaluations <= r.evaluations && hit.seconds > 0.0);
 }

@@ -415,3 +415,36 @@ fn random_trees_respect_depth_and_are_seeded() {
     }
     assert!(consts > 0);
 }
+
+#[test]
+fn formulas_parse_back_to_the_same_function() {
+    use search::expr::Tree;
+    let names = ["R", "E"];
+    let t = Tree::parse("E * (R - 1)", &names).unwrap();
+    assert_eq!(t.formula(&names), "E * (R - 1)");
+    for text in [
+        "-R * 2.5e-3 + max(R, E) / pow(E, 2)",
+        "exp(-(R ^ 2)) - tanh(E) * sqrt(abs(R))",
+        "square(R) - neg(E)",
+    ] {
+        let t = Tree::parse(text, &names).unwrap();
+        let back = Tree::parse(&t.formula(&names), &names).unwrap();
+        for (a, b) in [(0.3, 1.7), (-1.2, 0.4)] {
+            let (x, y) = (t.eval(&[a, b], true), back.eval(&[a, b], true));
+            assert!(
+                (x - y).abs() <= 1e-3 * x.abs().max(1.0),
+                "{text}: {x} vs {y}"
+            );
+        }
+    }
+    for (bad, what) in [
+        ("E *", "unexpected end"),
+        ("Q + 1", "unknown name `Q`"),
+        ("min(R)", "takes 2"),
+        ("(R", "expected `)`"),
+        ("R R", "expected an operator"),
+    ] {
+        let e = Tree::parse(bad, &names).unwrap_err();
+        assert!(e.contains(what), "{bad}: {e}");
+    }
+}
