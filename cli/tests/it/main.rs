@@ -6,6 +6,7 @@ mod check;
 mod compile;
 mod diagnostics;
 mod readme;
+mod search;
 mod simulate;
 mod train;
 
