@@ -320,6 +320,17 @@ mod tests {
     }
 
     #[test]
+    fn options_are_checked_by_name() {
+        let err = |o: Value| OjaPca::task(&o).err().unwrap().to_string();
+        assert!(err(json!({"rest": 4})).contains("`rest` (4) must be less than `top` (4)"));
+        assert!(err(json!({"dim": 1})).contains("`dim` must be at least 2"));
+        assert!(err(json!({"eps": 0})).contains("`eps` must be a number"));
+        assert!(err(json!({"top": "big"})).contains("`top` must be a number"));
+        let t = OjaPca::task(&json!({"dim": 4, "steps": 100})).unwrap();
+        assert_eq!((t.steps, t.channels), (104, Some(4)));
+    }
+
+    #[test]
     fn the_score_is_one_at_the_component_and_its_gradient_matches_finite_differences() {
         let ep = OjaPca::default().episode(9);
         let u: Vec<f64> = ep.first_component().to_vec();

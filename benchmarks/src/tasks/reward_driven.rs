@@ -345,6 +345,16 @@ mod tests {
     }
 
     #[test]
+    fn options_are_checked_by_name() {
+        let err = |o: Value| RewardDriven::task(&o).err().unwrap().to_string();
+        assert!(err(json!({"gap": 0})).contains("`gap` must be a positive integer"));
+        assert!(err(json!({"rate": 1.5})).contains("`rate` must be a number in [0, 1]"));
+        assert!(err(json!({"trial": 3})).contains("unknown option `trial`"));
+        let t = RewardDriven::task(&json!({"trials": 3, "stimulus": 10, "gap": 2})).unwrap();
+        assert_eq!((t.steps, t.channels), (36, Some(50)));
+    }
+
+    #[test]
     fn episodes_are_what_the_module_doc_says() {
         let task = RewardDriven {
             trials: 200,
