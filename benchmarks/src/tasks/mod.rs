@@ -10,6 +10,9 @@
 //! | `evidence-reversal` | `evidence`, the rewarded side the majority or the minority, learned from rewards | [`evidence`] |
 //! | `one-shot` | 5-way 1-shot association of binary patterns with labels | [`one_shot`] |
 //! | `regression` | few-shot online regression of functions drawn from a Gaussian process | [`regression`] |
+//! | `reward-driven` | Jordan et al.'s reward-driven task: one LIF neuron, 30 patterns, reward +-1 (for `ruleopt search`) | [`reward_driven`] |
+//! | `error-driven` | Jordan et al.'s teacher-student task: follow a teacher's potential (for `ruleopt search`) | [`error_driven`] |
+//! | `oja-pca` | a linear neuron finds the first principal component (for `ruleopt search`) | [`oja_pca`] |
 //!
 //! Each module's doc lists its options. Every task also takes `input` (which network
 //! input receives its spikes; default: the network's only one) and `readout` (which
@@ -17,9 +20,12 @@
 
 pub mod cue_reward;
 pub mod env;
+pub mod error_driven;
 pub mod evidence;
+pub mod oja_pca;
 pub mod one_shot;
 pub mod regression;
+pub mod reward_driven;
 pub mod t_maze;
 pub mod w1;
 
@@ -41,6 +47,9 @@ pub const TASKS: &[&str] = &[
     "evidence-reversal",
     "one-shot",
     "regression",
+    "reward-driven",
+    "error-driven",
+    "oja-pca",
 ];
 
 /// The task named `name` with `options`.
@@ -53,6 +62,9 @@ pub fn by_name(name: &str, options: &Value) -> Result<EnvTask, TrainError> {
         "evidence-reversal" => evidence::Evidence::task(options, true),
         "one-shot" => one_shot::OneShot::task(options),
         "regression" => regression::Regression::task(options),
+        "reward-driven" => reward_driven::RewardDriven::task(options),
+        "error-driven" => error_driven::ErrorDriven::task(options),
+        "oja-pca" => oja_pca::OjaPca::task(options),
         _ => {
             let mut msg = format!("unknown task `{name}`; the tasks are {}", TASKS.join(", "));
             if let Some(h) = lang::diag::did_you_mean(name, TASKS.iter().copied()) {

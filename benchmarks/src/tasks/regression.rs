@@ -631,6 +631,9 @@ mod tests {
             ("evidence-reversal", 17500, 60, 2, "accuracy"),
             ("one-shot", 500, 44, 5, "accuracy"),
             ("regression", 600, 44, 1, "normalised-mse"),
+            ("reward-driven", 48000, 50, 1, "reward"),
+            ("error-driven", 2000, 5, 1, "rmse"),
+            ("oja-pca", 2010, 10, 1, "alignment"),
         ];
         for (name, steps, channels, classes, metric) in expect {
             assert!(TASKS.contains(&name), "{name}");
