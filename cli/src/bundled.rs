@@ -1,5 +1,6 @@
-//! The network `ruleopt simulate` runs when no file is given, and the files it imports,
-//! compiled into the binary so the main job needs nothing but the executable.
+//! The network `ruleopt simulate` runs and the rule `ruleopt search` searches when no
+//! file is given, and the files they import, compiled into the binary so the main job
+//! needs nothing but the executable.
 //! Names are the files' paths in the repository; imports resolve against them.
 
 /// Name of the bundled network file.
@@ -22,6 +23,10 @@ pub const FILES: &[(&str, &str)] = &[
     (
         "rules/neurons/leaky_readout.rule",
         include_str!("../../rules/neurons/leaky_readout.rule"),
+    ),
+    (
+        SEARCH_ROOT,
+        include_str!("../../rules/search/reward_driven.rule"),
     ),
     (
         "rules/synapses/static.rule",

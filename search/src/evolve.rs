@@ -638,7 +638,7 @@ impl<'a, E: Evaluator> Search<'a, E> {
             ));
         }
         // Probes: small integers (reward-like signals are often +-1, 0) and spread values.
-        let mut rng = ChaCha8Rng::seed_from_u64(0x5EED_0F_9B0B);
+        let mut rng = ChaCha8Rng::seed_from_u64(0x005E_ED0F_9B0B);
         let probes = holes
             .iter()
             .map(|h| {
@@ -990,7 +990,7 @@ impl<'a, E: Evaluator> Search<'a, E> {
         if n > 1
             && self.cfg.migration_interval > 0
             && gen > 0
-            && gen % self.cfg.migration_interval == 0
+            && gen.is_multiple_of(self.cfg.migration_interval)
         {
             let sent: Vec<Vec<Individual>> = state
                 .islands

@@ -63,7 +63,13 @@ fn the_bundled_search_writes_rules_that_run() {
     assert!(run.stdout.contains("best rule (fitness"), "{}", run.stdout);
     assert!(run.stdout.contains("f(r, e) = "), "{}", run.stdout);
     let s = dir.path().join("s");
-    for f in ["summary.md", "summary.json", "fitness.svg", "pareto.svg", "checkpoint.json"] {
+    for f in [
+        "summary.md",
+        "summary.json",
+        "fitness.svg",
+        "pareto.svg",
+        "checkpoint.json",
+    ] {
         assert!(s.join(f).exists(), "{f} missing");
     }
     assert_eq!(read(&s.join("log.jsonl")).lines().count(), 4);
@@ -92,13 +98,28 @@ fn a_seed_gives_the_same_search_at_one_and_two_threads() {
     for (t, out) in [("1", "one"), ("2", "two")] {
         search(
             dir.path(),
-            &["--generations", "5", "--threads", t, "--seed", "3", "--out", out],
+            &[
+                "--generations",
+                "5",
+                "--threads",
+                t,
+                "--seed",
+                "3",
+                "--out",
+                out,
+            ],
         )
         .expect_code(0);
     }
     let p = |run: &str, f: &str| dir.path().join(run).join(f);
-    assert_eq!(log_lines(&p("one", "log.jsonl")), log_lines(&p("two", "log.jsonl")));
-    assert_eq!(hall(&p("one", "summary.json")), hall(&p("two", "summary.json")));
+    assert_eq!(
+        log_lines(&p("one", "log.jsonl")),
+        log_lines(&p("two", "log.jsonl"))
+    );
+    assert_eq!(
+        hall(&p("one", "summary.json")),
+        hall(&p("two", "summary.json"))
+    );
     for f in ["01.rule", "02.rule"] {
         assert_eq!(
             read(&p("one", &format!("hall-of-fame/{f}"))),
@@ -163,8 +184,14 @@ fn kill_9_then_resume_equals_an_uninterrupted_search() {
     resume.push("--resume".into());
     ruleopt(dir.path(), &strs(&resume)).expect_code(0);
     let p = |run: &str, f: &str| dir.path().join(run).join(f);
-    assert_eq!(log_lines(&p("killed", "log.jsonl")), log_lines(&p("whole", "log.jsonl")));
-    assert_eq!(hall(&p("killed", "summary.json")), hall(&p("whole", "summary.json")));
+    assert_eq!(
+        log_lines(&p("killed", "log.jsonl")),
+        log_lines(&p("whole", "log.jsonl"))
+    );
+    assert_eq!(
+        hall(&p("killed", "summary.json")),
+        hall(&p("whole", "summary.json"))
+    );
 }
 
 #[test]
@@ -201,7 +228,11 @@ fn bad_input_is_named() {
     let dir = TempDir::fresh();
     let r = search(dir.path(), &["--ops", "+,foo"]);
     r.expect_code(1);
-    assert!(r.stderr.contains("`ops`") && r.stderr.contains("foo"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`ops`") && r.stderr.contains("foo"),
+        "{}",
+        r.stderr
+    );
     let r = search(dir.path(), &["--known", "g=r * e"]);
     r.expect_code(1);
     assert!(r.stderr.contains("no hole `?g`"), "{}", r.stderr);
@@ -221,12 +252,18 @@ fn bad_input_is_named() {
         "plain.rule",
         &HOLE_NETWORK.replace("?f(pre.out, post.out, e)", "pre.out"),
     );
-    let r = ruleopt(dir.path(), &["search", "plain.rule", "--task", "reward-driven"]);
+    let r = ruleopt(
+        dir.path(),
+        &["search", "plain.rule", "--task", "reward-driven"],
+    );
     r.expect_code(1);
     assert!(r.stderr.contains("no holes"), "{}", r.stderr);
     // A syntax error in the template is a diagnostic with a caret.
     dir.write("bad.rule", "network N { input x[2] }");
-    let r = ruleopt(dir.path(), &["search", "bad.rule", "--task", "reward-driven"]);
+    let r = ruleopt(
+        dir.path(),
+        &["search", "bad.rule", "--task", "reward-driven"],
+    );
     r.expect_code(1);
     assert!(r.stderr.contains("bad.rule:1:"), "{}", r.stderr);
     // An existing search is not overwritten.
@@ -234,7 +271,18 @@ fn bad_input_is_named() {
     let r = search(dir.path(), &["--generations", "1", "--out", "r"]);
     r.expect_code(1);
     assert!(r.stderr.contains("already there"), "{}", r.stderr);
-    let r = search(dir.path(), &["--generations", "2", "--out", "r", "--resume", "--seed", "4"]);
+    let r = search(
+        dir.path(),
+        &[
+            "--generations",
+            "2",
+            "--out",
+            "r",
+            "--resume",
+            "--seed",
+            "4",
+        ],
+    );
     r.expect_code(1);
     assert!(r.stderr.contains("another search"), "{}", r.stderr);
 }
