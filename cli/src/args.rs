@@ -464,6 +464,32 @@ pub enum Workload {
         after_help = "Examples:\n  ruleopt bench compile\n  ruleopt bench compile rules/networks/w1.rule --repeats 50 --json"
     )]
     Compile(CompileBenchArgs),
+    /// Rediscovery: `ruleopt search` on tasks whose rule is known, several seeds each;
+    /// success rate, evaluations and time to the first hit, beside the published figures.
+    #[command(
+        after_help = "Each run is a `ruleopt search` directory OUT/TASK/seed-S (finished runs are kept, stopped ones\nresumed); OUT/RESULTS.md gets the table. Tasks: reward-driven, error-driven (Jordan et al. 2021),\noja-pca; their settings are printed with the table.\n\nExamples:\n  ruleopt bench rediscover --seeds 8\n  ruleopt bench rediscover --task oja-pca --seeds 2 --out runs/rd"
+    )]
+    Rediscover(RediscoverArgs),
+}
+
+/// `ruleopt bench rediscover`.
+#[derive(Debug, Args)]
+pub struct RediscoverArgs {
+    /// A benchmark to run; repeatable (default: all).
+    #[arg(long = "task", value_name = "NAME")]
+    pub tasks: Vec<String>,
+    /// Seeds per benchmark (0, 1, ...).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub seeds: u32,
+    /// Time budget of each run, in minutes.
+    #[arg(long, value_name = "MINUTES", default_value_t = 10.0)]
+    pub max_minutes: f64,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
+    /// The output directory.
+    #[arg(long, value_name = "DIR", default_value = "runs/rediscover")]
+    pub out: PathBuf,
 }
 
 /// What a W1 benchmark computes.

@@ -16,6 +16,7 @@ pub fn bench(args: &BenchArgs, o: &mut Output<'_>) -> Result<(), Error> {
     match &args.workload {
         Workload::W1(a) => w1(a, o),
         Workload::Compile(a) => compile(a, o),
+        Workload::Rediscover(a) => crate::rediscover::rediscover(a, o),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod compare;
 pub mod discover;
 pub mod load;
 pub mod raster;
+pub mod rediscover;
 pub mod render;
 pub mod simulate;
 pub mod train;
