@@ -286,3 +286,39 @@ fn bad_input_is_named() {
     r.expect_code(1);
     assert!(r.stderr.contains("another search"), "{}", r.stderr);
 }
+
+/// The rediscovery benchmark finds the error-driven rule (Jordan et al. 2021) and
+/// tabulates it; finished runs are kept.
+#[test]
+fn rediscovery_benchmark_finds_and_tabulates() {
+    let dir = TempDir::fresh();
+    let out = dir.path().join("rd");
+    let out_s = out.display().to_string();
+    let args = [
+        "bench",
+        "rediscover",
+        "--task",
+        "error-driven",
+        "--seeds",
+        "1",
+        "--max-minutes",
+        "5",
+        "--out",
+        out_s.as_str(),
+    ];
+    let run = ruleopt(&crate::repo(), &args);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("| error-driven | mu+lambda | 1 | 1 |"),
+        "{}",
+        run.stdout
+    );
+    let table = read(&out.join("RESULTS.md"));
+    assert!(table.contains("2 of 6 runs"), "{table}");
+    let summary = json(&out.join("error-driven/seed-0/summary.json"));
+    assert_eq!(summary["stop"], "the known rule was found");
+    // Run again: the finished run is read, not repeated.
+    let before = read(&out.join("error-driven/seed-0/log.jsonl"));
+    ruleopt(&crate::repo(), &args).expect_code(0);
+    assert_eq!(before, read(&out.join("error-driven/seed-0/log.jsonl")));
+}
