@@ -308,3 +308,51 @@ fn the_known_rule_is_recognised_up_to_a_positive_scale() {
     assert_eq!(hit.generation + 1, r.log.len());
     assert!(hit.evaluations <= r.evaluations && hit.seconds > 0.0);
 }
+
+/// Two holes (say, potentiation and depression branches) evolve together.
+struct TwoHoles;
+
+impl Evaluator for TwoHoles {
+    fn evaluate(&self, g: &Genome, _: Stage) -> Evaluation {
+        let mut se = 0.0;
+        for i in 0..6 {
+            for j in 0..6 {
+                let (a, b) = (-1.0 + 0.4 * i as f64, -1.3 + 0.5 * j as f64);
+                let d1 = g.trees[0].eval(&[a, b], true) - a * b;
+                let d2 = g.trees[1].eval(&[a], true) - (a - 1.0);
+                se += d1 * d1 + d2 * d2;
+            }
+        }
+        Evaluation {
+            fitness: -se,
+            metric: se,
+            tuned: None,
+            error: None,
+        }
+    }
+    fn fingerprint(&self) -> Value {
+        json!("two holes")
+    }
+}
+
+#[test]
+fn several_holes_evolve_together() {
+    let holes = vec![
+        HoleSpec {
+            name: "plus".into(),
+            args: vec!["x".into(), "y".into()],
+        },
+        HoleSpec {
+            name: "minus".into(),
+            args: vec!["x".into()],
+        },
+    ];
+    let r = Search::new(config(60), holes.clone(), &TwoHoles)
+        .unwrap()
+        .run(None, false, &mut |_: &GenLog| {})
+        .unwrap();
+    let best = &r.hall_of_fame[0];
+    assert!(best.fitness > -1e-12, "{:?}", best.formulas(&holes));
+    let f = best.formulas(&holes);
+    assert!(f[0].starts_with("plus(x, y) = ") && f[1].starts_with("minus(x) = "), "{f:?}");
+}
