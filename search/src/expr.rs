@@ -126,91 +126,39 @@ impl Op {
         Op::ALL.iter().copied().find(|op| op.name() == name)
     }
 
-    /// The operator applied to `x` (its first `arity` values), plain or protected.
+    /// The operator applied to `x` (its first `arity` values), plain or protected:
+    /// built from the language's own scalar operations ([`lang::algebra::eval_un`],
+    /// [`lang::algebra::eval_bin`]), so a tree means what its rule text means.
     pub fn apply(self, x: &[f64], protected: bool) -> f64 {
+        use lang::algebra::{eval_bin as bin, eval_un as un};
+        use lang::ir::{BinOp as B, UnOp as U};
         let a = x[0];
-        match self {
-            Op::Add => a + x[1],
-            Op::Sub => a - x[1],
-            Op::Mul => a * x[1],
-            Op::Div => {
-                let b = x[1];
-                if protected {
-                    a / (b + f64::from(u8::from(b.abs() < PROTECT_EPS)))
-                } else {
-                    a / b
-                }
+        let b = || x[1];
+        match (self, protected) {
+            (Op::Add, _) => bin(B::Add, a, b()),
+            (Op::Sub, _) => bin(B::Sub, a, b()),
+            (Op::Mul, _) => bin(B::Mul, a, b()),
+            (Op::Div, true) => {
+                let tiny = bin(B::Lt, un(U::Abs, b()), PROTECT_EPS);
+                bin(B::Div, a, bin(B::Add, b(), tiny))
             }
-            Op::Pow => {
-                if protected {
-                    a.abs().powf(x[1])
-                } else {
-                    a.powf(x[1])
-                }
-            }
-            Op::Min => fmin(a, x[1]),
-            Op::Max => fmax(a, x[1]),
-            Op::Neg => -a,
-            Op::Exp => {
-                if protected {
-                    fmin(a, PROTECT_EXP_MAX).exp()
-                } else {
-                    a.exp()
-                }
-            }
-            Op::Log => {
-                if protected {
-                    fmax(a.abs(), PROTECT_EPS).ln()
-                } else {
-                    a.ln()
-                }
-            }
-            Op::Tanh => a.tanh(),
-            Op::Sigmoid => 1.0 / (1.0 + (-a).exp()),
-            Op::Sqrt => {
-                if protected {
-                    a.abs().sqrt()
-                } else {
-                    a.sqrt()
-                }
-            }
-            Op::Abs => a.abs(),
-            Op::Square => a * a,
+            (Op::Div, false) => bin(B::Div, a, b()),
+            (Op::Pow, true) => bin(B::Pow, un(U::Abs, a), b()),
+            (Op::Pow, false) => bin(B::Pow, a, b()),
+            (Op::Min, _) => bin(B::Min, a, b()),
+            (Op::Max, _) => bin(B::Max, a, b()),
+            (Op::Neg, _) => un(U::Neg, a),
+            (Op::Exp, true) => un(U::Exp, bin(B::Min, a, PROTECT_EXP_MAX)),
+            (Op::Exp, false) => un(U::Exp, a),
+            (Op::Log, true) => un(U::Log, bin(B::Max, un(U::Abs, a), PROTECT_EPS)),
+            (Op::Log, false) => un(U::Log, a),
+            (Op::Tanh, _) => un(U::Tanh, a),
+            (Op::Sigmoid, _) => un(U::Sigmoid, a),
+            (Op::Sqrt, true) => un(U::Sqrt, un(U::Abs, a)),
+            (Op::Sqrt, false) => un(U::Sqrt, a),
+            (Op::Abs, _) => un(U::Abs, a),
+            (Op::Square, _) => bin(B::Mul, a, a),
         }
-    }
-}
-
-/// IEEE 754-2019 `maximum` (NaN if either is NaN, `-0 < +0`), as the interpreter's `max`.
-pub fn fmax(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else if a == b {
-        if a.is_sign_negative() {
-            b
-        } else {
-            a
-        }
-    } else if a > b {
-        a
-    } else {
-        b
-    }
-}
-
-/// IEEE 754-2019 `minimum` (NaN if either is NaN, `-0 < +0`), as the interpreter's `min`.
-pub fn fmin(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else if a == b {
-        if a.is_sign_negative() {
-            a
-        } else {
-            b
-        }
-    } else if a < b {
-        a
-    } else {
-        b
     }
 }
 

@@ -53,6 +53,36 @@ pub fn ruleopt(dir: &Path, args: &[&str]) -> Run {
     }
 }
 
+/// Starts `ruleopt ARGS` in `dir` and kills it (SIGKILL) as soon as `log` has at
+/// least `lines` lines; returns how many lines it had then (fewer: the run ended, or
+/// did not get there in two minutes, on its own).
+pub fn kill_once_logged(dir: &Path, args: &[String], log: &Path, lines: usize) -> usize {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ruleopt"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ruleopt");
+    let start = std::time::Instant::now();
+    let mut seen = 0;
+    loop {
+        seen = std::fs::read_to_string(log).map_or(seen, |t| t.lines().count());
+        if seen >= lines {
+            child.kill().expect("kill -9");
+            break;
+        }
+        if child.try_wait().expect("wait").is_some()
+            || start.elapsed() > std::time::Duration::from_secs(120)
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.wait();
+    seen
+}
+
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
 

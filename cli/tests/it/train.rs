@@ -2,8 +2,6 @@
 
 use crate::{ruleopt, TempDir};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A directory holding W1 with `n` recurrent neurons as `w1.rule`.
 fn project(n: usize) -> TempDir {
@@ -148,29 +146,8 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
         &args("whole").iter().map(String::as_str).collect::<Vec<_>>(),
     )
     .expect_code(0);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ruleopt"))
-        .args(args("killed"))
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ruleopt");
     let log = dir.path().join("killed/log.jsonl");
-    let start = Instant::now();
-    let mut done_at_kill = 0;
-    loop {
-        let n = std::fs::read_to_string(&log).map_or(0, |t| t.lines().count());
-        if n >= 3 {
-            child.kill().expect("kill -9");
-            done_at_kill = n;
-            break;
-        }
-        if child.try_wait().expect("wait").is_some() || start.elapsed() > Duration::from_secs(120) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let _ = child.wait();
+    let done_at_kill = crate::kill_once_logged(dir.path(), &args("killed"), &log, 3);
     assert!(
         (3..40).contains(&done_at_kill),
         "the run was not killed mid-way ({done_at_kill} iterations logged)"

@@ -354,5 +354,8 @@ fn several_holes_evolve_together() {
     let best = &r.hall_of_fame[0];
     assert!(best.fitness > -1e-12, "{:?}", best.formulas(&holes));
     let f = best.formulas(&holes);
-    assert!(f[0].starts_with("plus(x, y) = ") && f[1].starts_with("minus(x) = "), "{f:?}");
+    assert!(
+        f[0].starts_with("plus(x, y) = ") && f[1].starts_with("minus(x) = "),
+        "{f:?}"
+    );
 }
