@@ -141,11 +141,22 @@ impl<'a, K: Task> RuleProblem<'a, K> {
         })
     }
 
+    /// A trainer of `m`: compiled for gradients when it is to be tuned, else forward
+    /// only.
+    fn trainer<'m>(&'m self, m: &'m Module, tune: bool) -> Result<Trainer<'m, K>, String> {
+        let cfg = self.cfg.train.clone();
+        if tune {
+            Trainer::new(m, self.task, cfg)
+        } else {
+            Trainer::evaluator(m, self.task, cfg)
+        }
+        .map_err(|e| e.to_string())
+    }
+
     fn evaluate_inner(&self, genome: &Genome, stage: Stage) -> Result<Evaluation, String> {
         let tune = stage == Stage::Full && self.cfg.tune_iterations > 0;
         let c = self.candidate(genome, tune)?;
-        let mut trainer = Trainer::new(&c.module, self.task, self.cfg.train.clone())
-            .map_err(|e| e.to_string())?;
+        let mut trainer = self.trainer(&c.module, tune)?;
         let mut tuned = None;
         if tune && has_learn(&c.module) {
             trainer
@@ -206,8 +217,7 @@ impl<K: Task> RuleProblem<'_, K> {
     ) -> Result<Realised, String> {
         let tune = self.cfg.tune_iterations > 0;
         let c = self.candidate(genome, tune)?;
-        let mut trainer = Trainer::new(&c.module, self.task, self.cfg.train.clone())
-            .map_err(|e| e.to_string())?;
+        let mut trainer = self.trainer(&c.module, tune)?;
         let mut trees = genome.trees.clone();
         let mut values = lang::values::Values::default();
         if tune && has_learn(&c.module) {

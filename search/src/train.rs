@@ -279,11 +279,26 @@ struct Moments {
     v: Vec<f64>,
 }
 
+/// What a trainer compiled: everything for gradients, or only the forward step.
+enum Kernels {
+    Grad(GradKernels),
+    Forward(jit::Kernel),
+}
+
+impl Kernels {
+    fn forward(&self) -> &jit::Kernel {
+        match self {
+            Kernels::Grad(g) => &g.forward,
+            Kernels::Forward(f) => f,
+        }
+    }
+}
+
 /// The trainer: a network, its adjoint and kernels, a task and a configuration.
 pub struct Trainer<'a, K: Task> {
     m: &'a Module,
     adj: Adjoint,
-    kernels: GradKernels,
+    kernels: Kernels,
     task: &'a K,
     cfg: TrainConfig,
     inst: Instance,
@@ -296,15 +311,26 @@ impl<'a, K: Task> Trainer<'a, K> {
     /// Differentiates and compiles `m`, draws its instance from `cfg.seed`, and picks the
     /// BPTT checkpoint interval.
     pub fn new(m: &'a Module, task: &'a K, cfg: TrainConfig) -> Result<Self, TrainError> {
+        Self::build(m, task, cfg, true)
+    }
+
+    /// A trainer that can only [`Trainer::evaluate`] (its network compiled forward only:
+    /// a quarter of the compile time); [`Trainer::gradient`] and training fail.
+    pub fn evaluator(m: &'a Module, task: &'a K, cfg: TrainConfig) -> Result<Self, TrainError> {
+        Self::build(m, task, cfg, false)
+    }
+
+    fn build(m: &'a Module, task: &'a K, cfg: TrainConfig, grad: bool) -> Result<Self, TrainError> {
         cfg.validate()?;
         let adj = lang::diff::diff(m).map_err(|e| TrainError::Diff(e.to_string()))?;
-        let kernels = GradKernels::compile(
-            m,
-            &adj,
-            jit::Options {
-                precision: cfg.precision,
-            },
-        )?;
+        let opts = jit::Options {
+            precision: cfg.precision,
+        };
+        let kernels = if grad {
+            Kernels::Grad(GradKernels::compile(m, &adj, opts)?)
+        } else {
+            Kernels::Forward(jit::compile(m, opts)?)
+        };
         let inst = lang::init::instantiate(m, cfg.seed)
             .map_err(|e| TrainError::Task(format!("cannot instantiate the network: {e}")))?;
         let params: Vec<(VarId, Option<(f64, f64)>)> = adj
@@ -378,7 +404,7 @@ impl<'a, K: Task> Trainer<'a, K> {
         let seed = self.batch_seed(i);
         let batch = self.task.batch(self.m, &self.adj, self.cfg.batch, seed)?;
         let g = bptt::<T, K::Batch>(
-            &self.kernels,
+            self.grad_kernels()?,
             self.m,
             &self.adj,
             &self.inst,
@@ -410,7 +436,7 @@ impl<'a, K: Task> Trainer<'a, K> {
         let batch = self.task.batch(self.m, &self.adj, episodes, seed)?;
         let accs = match self.cfg.precision {
             Precision::F32 => jit::grad::forward::<f32, K::Batch>(
-                &self.kernels.forward,
+                self.kernels.forward(),
                 self.m,
                 &self.inst,
                 episodes,
@@ -419,7 +445,7 @@ impl<'a, K: Task> Trainer<'a, K> {
                 &batch,
             )?,
             Precision::F64 => jit::grad::forward::<f64, K::Batch>(
-                &self.kernels.forward,
+                self.kernels.forward(),
                 self.m,
                 &self.inst,
                 episodes,
@@ -549,6 +575,15 @@ impl<'a, K: Task> Trainer<'a, K> {
             grad_norm: norm,
             seconds: t0.elapsed().as_secs_f64(),
         })
+    }
+
+    fn grad_kernels(&self) -> Result<&GradKernels, TrainError> {
+        match &self.kernels {
+            Kernels::Grad(g) => Ok(g),
+            Kernels::Forward(_) => Err(TrainError::Task(
+                "this trainer was built to evaluate only (Trainer::evaluator)".into(),
+            )),
+        }
     }
 
     /// The current values of the `learn` parameter named `name` (qualified).
