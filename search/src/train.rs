@@ -281,7 +281,7 @@ struct Moments {
 
 /// What a trainer compiled: everything for gradients, or only the forward step.
 enum Kernels {
-    Grad(GradKernels),
+    Grad(Box<GradKernels>),
     Forward(jit::Kernel),
 }
 
@@ -327,7 +327,7 @@ impl<'a, K: Task> Trainer<'a, K> {
             precision: cfg.precision,
         };
         let kernels = if grad {
-            Kernels::Grad(GradKernels::compile(m, &adj, opts)?)
+            Kernels::Grad(Box::new(GradKernels::compile(m, &adj, opts)?))
         } else {
             Kernels::Forward(jit::compile(m, opts)?)
         };
