@@ -282,7 +282,7 @@ struct Moments {
 /// What a trainer compiled: everything for gradients, or only the forward step.
 enum Kernels {
     Grad(Box<GradKernels>),
-    Forward(jit::Kernel),
+    Forward(Box<jit::Kernel>),
 }
 
 impl Kernels {
@@ -329,7 +329,7 @@ impl<'a, K: Task> Trainer<'a, K> {
         let kernels = if grad {
             Kernels::Grad(Box::new(GradKernels::compile(m, &adj, opts)?))
         } else {
-            Kernels::Forward(jit::compile(m, opts)?)
+            Kernels::Forward(Box::new(jit::compile(m, opts)?))
         };
         let inst = lang::init::instantiate(m, cfg.seed)
             .map_err(|e| TrainError::Task(format!("cannot instantiate the network: {e}")))?;
