@@ -157,6 +157,11 @@ pub struct SearchArgs {
     /// Probability that a child comes from crossover (then mutation).
     #[arg(long, default_value_t = 0.0)]
     pub crossover: f64,
+    /// Let an island hold several individuals of one shape (formula up to its
+    /// constants' values); by default a child of a member's shape replaces it only if
+    /// better.
+    #[arg(long)]
+    pub no_niching: bool,
     /// Quantile of the parents' cheap scores a child must reach to be evaluated in full.
     #[arg(long, default_value_t = 0.5, conflicts_with = "no_hurdle")]
     pub hurdle: f64,

@@ -67,6 +67,7 @@ pub fn search(a: &SearchArgs, o: &mut Output<'_>) -> Result<(), Error> {
             max_depth: a.max_depth as usize,
         },
         crossover: a.crossover,
+        niching: !a.no_niching,
         hurdle: (!a.no_hurdle).then_some(a.hurdle),
         generations: a.generations as usize,
         max_evaluations: a.max_evaluations,

@@ -275,6 +275,8 @@ pub struct SearchConfig {
     pub known: Option<Vec<Tree>>,
     /// Stop at the first candidate equal to `known`.
     pub stop_on_hit: bool,
+    /// One individual per shape (formula up to its constants' values) per island.
+    pub niching: bool,
 }
 
 impl Default for SearchConfig {
@@ -305,6 +307,7 @@ impl Default for SearchConfig {
             seed: 0,
             known: None,
             stop_on_hit: false,
+            niching: true,
         }
     }
 }
@@ -368,6 +371,7 @@ impl SearchConfig {
             "max_size": self.limits.max_size, "max_depth": self.limits.max_depth,
             "init_depth": self.init_depth, "const_prob": self.const_prob,
             "crossover": self.crossover, "hurdle": self.hurdle, "seed": self.seed,
+            "niching": self.niching,
             "known": self.known.as_ref().map(|k| k.iter().map(Tree::to_json).collect::<Vec<_>>()),
         })
     }
@@ -1035,17 +1039,44 @@ impl<'a, E: Evaluator> Search<'a, E> {
     }
 
     /// Survivor selection of `members` with `new` children.
+    /// With `niching`, an island holds one individual per shape (its trees up to the
+    /// values of their constants): a child of a member's shape replaces it if better
+    /// and is dropped otherwise, so constants can improve without variants of one
+    /// formula filling the island.
     fn select(&self, members: &mut Vec<Individual>, new: Vec<Individual>) {
         match self.cfg.strategy {
             Strategy::MuPlusLambda { mu, .. } => {
                 members.extend(new);
                 members.sort_by(better);
+                if self.cfg.niching {
+                    let mut shapes = Vec::new();
+                    members.retain(|m| {
+                        let s = shape(&m.genome);
+                        let fresh = !shapes.contains(&s);
+                        shapes.push(s);
+                        fresh
+                    });
+                }
                 members.truncate(mu);
             }
             Strategy::Tournament {
                 population, aging, ..
             } => {
-                members.extend(new);
+                for child in new {
+                    let same = self
+                        .cfg
+                        .niching
+                        .then(|| {
+                            let s = shape(&child.genome);
+                            members.iter().position(|m| shape(&m.genome) == s)
+                        })
+                        .flatten();
+                    match same {
+                        Some(i) if better(&child, &members[i]).is_lt() => members[i] = child,
+                        Some(_) => {}
+                        None => members.push(child),
+                    }
+                }
                 while members.len() > population {
                     let out = if aging {
                         (0..members.len()).min_by_key(|&i| members[i].id)
@@ -1244,6 +1275,24 @@ pub fn same_up_to_scale(t: &Tree, known: &Tree, probes: &[Vec<f64>], protected: 
         && x.iter()
             .zip(&y)
             .all(|(a, b)| (a - c * b).abs() <= 1e-6 * scale.max(c.abs() * scale))
+}
+
+/// A hash of a genome's trees with every constant's value left out.
+fn shape(g: &Genome) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for t in &g.trees {
+        for n in t.nodes.iter().chain([&crate::expr::Node::Arg(255)]) {
+            let x: u64 = match n {
+                crate::expr::Node::Arg(i) => u64::from(*i),
+                crate::expr::Node::Const(_) => 1 << 20,
+                crate::expr::Node::Op(o) => (2 << 20) + *o as u64,
+            };
+            for b in x.to_le_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    h
 }
 
 /// Total order "a is better than b" as `Less`: higher fitness, then lower complexity,
