@@ -169,7 +169,7 @@ pub struct SearchArgs {
     #[arg(long)]
     pub no_hurdle: bool,
     /// Generations.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
     pub generations: u32,
     /// Stop after this many evaluations.
     #[arg(long, value_name = "N")]
