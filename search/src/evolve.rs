@@ -266,7 +266,7 @@ pub struct SearchConfig {
     pub max_seconds: Option<f64>,
     /// Stop when the best fitness reaches this.
     pub target: Option<f64>,
-    /// Size of the hall of fame.
+    /// Size of the hall of fame (distinct shapes).
     pub hall_of_fame: usize,
     /// The run's seed.
     pub seed: u64,
@@ -564,7 +564,8 @@ impl GenLog {
 pub struct SearchResult {
     /// Why it stopped.
     pub stop: StopReason,
-    /// The best distinct individuals ever evaluated, best first.
+    /// The best individual of each of the best shapes (formulas up to their constants)
+    /// ever evaluated, best first.
     pub hall_of_fame: Vec<Individual>,
     /// Non-dominated individuals (fitness against complexity), simplest first.
     pub pareto: Vec<Individual>,
@@ -1304,13 +1305,26 @@ fn better(a: &Individual, b: &Individual) -> std::cmp::Ordering {
         .then(b.id.cmp(&a.id))
 }
 
-/// Offers `ind` to the hall of fame (best `size` distinct functions) and the Pareto
+/// Offers `ind` to the hall of fame (the best `size` distinct shapes) and the Pareto
 /// front (no other member at least as fit and at most as complex, one strictly).
 fn offer(hall: &mut Vec<Individual>, pareto: &mut Vec<Individual>, ind: &Individual, size: usize) {
     if !ind.fitness.is_finite() {
         return;
     }
-    if !hall.iter().any(|h| h.key == ind.key) {
+    // One entry per shape (formula up to its constants): the best.
+    let s = shape(&ind.genome);
+    let same = hall
+        .iter()
+        .position(|h| h.key == ind.key || shape(&h.genome) == s);
+    let admit = match same {
+        Some(i) if better(ind, &hall[i]).is_lt() && hall[i].key != ind.key => {
+            hall.remove(i);
+            true
+        }
+        Some(_) => false,
+        None => true,
+    };
+    if admit {
         hall.push(ind.clone());
         hall.sort_by(|a, b| {
             b.fitness
