@@ -10,7 +10,7 @@
 
 use crate::args::CompareArgs;
 use crate::load::Session;
-use crate::train::{task_options, Run};
+use crate::train::{resized_text, task_options, Run};
 use crate::{Error, Output};
 use benchmarks::tasks::env::EnvTask;
 use plotters::prelude::*;
@@ -135,30 +135,11 @@ fn network_files(given: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
 fn resized(file: &Path, task: &EnvTask, o: &mut Output<'_>) -> Result<String, Error> {
     let mut session = Session::open(file)?;
     let (module, files) = session.module_and_files(None, o.err, o.err_color)?;
-    let bad = |msg: String| Error::Init(format!("{}: {msg}", file.display()));
-    let (x, y) = task.input_and_readout(&module)?;
-    let input = module.vars[x].name.trim_end_matches(".out").to_string();
-    let readout_pop = match module.vars[y].space {
-        lang::ir::Space::Pop(p) => Some(module.pops[p].name.clone()),
-        _ => None,
-    };
     let header = vec![
         format!("{} resized for task {}", file.display(), task.name()),
         "(written by `ruleopt compare`; the network that this run trains)".into(),
     ];
-    lang::learned::rule_text(&files, &module.name, &header, |net| {
-        if let Some(c) = task.channels {
-            lang::learned::set_size(net, &input, c)?;
-        }
-        if let Some(k) = task.classes {
-            let pop = readout_pop
-                .as_deref()
-                .ok_or("the readout is not a population's")?;
-            lang::learned::set_size(net, pop, k)?;
-        }
-        Ok(())
-    })
-    .map_err(bad)
+    resized_text(file, &module, &files, task, &header)
 }
 
 /// Trains (or resumes, or reads back) one run.

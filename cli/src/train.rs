@@ -2,7 +2,7 @@
 //! crate, with a progress bar, and the learned network written back as rule text.
 
 use crate::args::TrainArgs;
-use crate::load::Session;
+use crate::load::{Origin, Session};
 use crate::{Error, Output};
 use benchmarks::tasks::env::EnvTask;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -18,7 +18,26 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
     let options = task_options(a.task_options.as_deref())?;
     let task = benchmarks::tasks::by_name(&a.task, &options)?;
     let mut session = Session::open(&a.file)?;
-    let (module, files) = session.module_and_files(a.network.as_deref(), o.err, o.err_color)?;
+    let (mut module, mut files) =
+        session.module_and_files(a.network.as_deref(), o.err, o.err_color)?;
+    // A network whose input or readout does not fit the task is resized, as
+    // `ruleopt compare` does (the comparison networks have 40 inputs and 2 choices).
+    if let Some(what) = misfit(&module, &task)? {
+        let header = vec![format!(
+            "{} resized for task {} ({what})",
+            a.file.display(),
+            task.name
+        )];
+        let text = resized_text(&a.file, &module, &files, &task, &header)?;
+        let mut resized = Session::from_text(&a.file.display().to_string(), text, Origin::Fs);
+        (module, files) = resized.module_and_files(None, o.err, o.err_color)?;
+        writeln!(
+            o.err,
+            "resized `{}` for task {}: {what}",
+            module.name, task.name
+        )
+        .map_err(Error::Output)?;
+    }
     let cfg = TrainConfig {
         iterations: a.iterations as usize,
         batch: a.batch as usize,
@@ -250,6 +269,59 @@ impl Run<'_> {
             eval,
         })
     }
+}
+
+/// What of `module` does not fit `task` (its input's channels, its readout's
+/// choices), if anything.
+fn misfit(module: &lang::ir::Module, task: &EnvTask) -> Result<Option<String>, Error> {
+    let (x, y) = task.input_and_readout(module)?;
+    let mut what = Vec::new();
+    let channels = module.space_size(module.vars[x].space);
+    if let Some(c) = task.channels.filter(|&c| c != channels) {
+        let input = module.vars[x].name.trim_end_matches(".out");
+        what.push(format!("input `{input}` {channels} -> {c} channels"));
+    }
+    if let (Some(k), lang::ir::Space::Pop(p)) = (task.classes, module.vars[y].space) {
+        let size = module.pops[p].size;
+        if k != size {
+            what.push(format!(
+                "readout `{}` {size} -> {k} values",
+                module.pops[p].name
+            ));
+        }
+    }
+    Ok((!what.is_empty()).then(|| what.join(", ")))
+}
+
+/// `module` (loaded from `file` as `files`) as one self-contained rule text, its input
+/// and readout population resized to the task's channels and choices, with `header`.
+pub(crate) fn resized_text(
+    file: &Path,
+    module: &lang::ir::Module,
+    files: &[(lang::FileId, lang::ast::File)],
+    task: &EnvTask,
+    header: &[String],
+) -> Result<String, Error> {
+    let bad = |msg: String| Error::Init(format!("{}: {msg}", file.display()));
+    let (x, y) = task.input_and_readout(module)?;
+    let input = module.vars[x].name.trim_end_matches(".out").to_string();
+    let readout_pop = match module.vars[y].space {
+        lang::ir::Space::Pop(p) => Some(module.pops[p].name.clone()),
+        _ => None,
+    };
+    lang::learned::rule_text(files, &module.name, header, |net| {
+        if let Some(c) = task.channels {
+            lang::learned::set_size(net, &input, c)?;
+        }
+        if let Some(k) = task.classes {
+            let pop = readout_pop
+                .as_deref()
+                .ok_or("the readout is not a population's")?;
+            lang::learned::set_size(net, pop, k)?;
+        }
+        Ok(())
+    })
+    .map_err(bad)
 }
 
 /// The metric's name, marked when lower is better.

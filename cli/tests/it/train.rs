@@ -299,6 +299,45 @@ fn cue_reward_trains_and_is_evaluated_on_held_out_episodes() {
     ruleopt(&dir.path().join("cr"), &["check", "learned.rule"]).expect_code(0);
 }
 
+/// `ruleopt train` resizes a network whose input or readout does not fit the task (a
+/// comparison network has 40 inputs; t-maze drives 20), as `ruleopt compare` does.
+#[test]
+fn train_resizes_a_network_to_the_task() {
+    let dir = TempDir::fresh();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let file = repo.join("rules/comparison/backpropamine_readout.rule");
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "train",
+            &file.display().to_string(),
+            "--task",
+            "t-maze",
+            "--task-options",
+            r#"{"trials": 3, "window": 4}"#,
+            "--iterations",
+            "1",
+            "-B",
+            "2",
+            "--eval-episodes",
+            "2",
+            "--out",
+            "tm",
+        ],
+    );
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains(
+            "resized `BackpropamineReadout` for task t-maze: input `x` 40 -> 20 channels"
+        ),
+        "{}",
+        run.stderr
+    );
+    let learned = read(&dir.path().join("tm/learned.rule"));
+    assert!(learned.contains("input x[20];"), "{learned}");
+    ruleopt(&dir.path().join("tm"), &["check", "learned.rule"]).expect_code(0);
+}
+
 /// `ruleopt compare`: networks resized to each task, runs kept and resumed, one table
 /// and two plots per task.
 #[test]
