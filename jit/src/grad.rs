@@ -22,7 +22,6 @@ use crate::{JitError, Kernel};
 use lang::diff::Adjoint;
 use lang::init::Instance;
 use lang::ir::{Module, Space, VarId, VarKind};
-use std::any::Any;
 use std::sync::Mutex;
 
 /// A loss that each episode computes from its own trajectory.
@@ -43,11 +42,7 @@ pub trait EpisodeLoss<T: Elem>: Sync {
     fn seed(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &Self::Acc);
 }
 
-/// The kernels of a gradient (forward, in place and out of place; adjoint; initial
-/// values), and the buffers the last [`bptt`] call kept per thread (checkpoints, one
-/// segment, recorded inputs), which the next call reuses: fresh allocations of that
-/// size cost page faults (zeroing and mapping) on every call, a few percent of a W1
-/// gradient at N = 512. They are freed with the kernels.
+/// The three kernels of a gradient: forward, adjoint, and initial values.
 pub struct GradKernels {
     /// The forward step.
     pub forward: Kernel,
@@ -57,8 +52,6 @@ pub struct GradKernels {
     pub adjoint: Kernel,
     /// The one-shot step for gradients through initial values.
     pub init: Kernel,
-    /// `Kept<T>` of finished episodes (at most one per thread), of any element type.
-    pool: Mutex<Vec<Box<dyn Any + Send>>>,
 }
 
 impl GradKernels {
@@ -73,7 +66,6 @@ impl GradKernels {
             forward_into: crate::compile_out_of_place(m, opts)?,
             adjoint: crate::compile(&adj.module, opts)?,
             init: crate::compile(&adj.init, opts)?,
-            pool: Mutex::new(Vec::new()),
         })
     }
 }
@@ -147,26 +139,16 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
     let k_seg = checkpoint.max(1);
     let n_seg = steps.div_ceil(k_seg);
     let accs: Mutex<Vec<(usize, L::Acc)>> = Mutex::new(Vec::new());
-    // Buffers of finished episodes (of this call or the last), for the next ones (at
-    // most one set per thread): fresh synapse-sized allocations cost page faults.
-    let pool = &k.pool;
+    // Buffers of finished episodes, for the next ones (at most one set per thread):
+    // fresh synapse-sized allocations each episode cost page faults.
+    let pool: Mutex<Vec<Kept<T>>> = Mutex::new(Vec::new());
     runner.for_each_episode(|ep| {
         let b = ep.index();
-        let mut kept = {
-            let mut pool = pool.lock().unwrap_or_else(|e| e.into_inner());
-            // Buffers of another element type (a kernel run in both) are dropped.
-            let i = pool.iter().rposition(|x| x.is::<Kept<T>>());
-            i.and_then(|i| pool.swap_remove(i).downcast::<Kept<T>>().ok())
-                .map_or_else(Kept::default, |x| *x)
-        };
-        // Left by a call with other sizes or a shorter interval: only what this call
-        // keeps stays allocated.
-        let sizes: Vec<usize> = states.iter().map(|&v| ep.var(v).len()).collect();
-        if !kept.fits(&sizes) {
-            kept = Kept::default();
-        }
-        kept.checkpoints.truncate(n_seg);
-        kept.segment.truncate(k_seg - 1);
+        let mut kept = pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
         // Copies the episode's states into `slots[at]` (a new slot if there is none).
         let save = |ep: &mut Episode<'_, T>, slots: &mut Vec<Vec<Vec<T>>>, at: usize| {
             if at < slots.len() {
@@ -271,9 +253,7 @@ pub fn bptt<T: Elem, L: EpisodeLoss<T>>(
         accs.lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((b, acc));
-        pool.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Box::new(kept));
+        pool.lock().unwrap_or_else(|e| e.into_inner()).push(kept);
     });
     let mut accs = accs.into_inner().unwrap_or_else(|e| e.into_inner());
     accs.sort_by_key(|(b, _)| *b);
@@ -310,16 +290,6 @@ struct Kept<T> {
     segment: Vec<Vec<Vec<T>>>,
     end: Vec<Vec<Vec<T>>>,
     recorded: Vec<T>,
-}
-
-impl<T> Kept<T> {
-    /// Whether every kept state has these sizes (one per state variable).
-    fn fits(&self, sizes: &[usize]) -> bool {
-        let same = |x: &Vec<Vec<T>>| x.iter().map(Vec::len).eq(sizes.iter().copied());
-        self.checkpoints.iter().all(same)
-            && self.segment.iter().all(same)
-            && self.end.iter().all(same)
-    }
 }
 
 impl<T> Default for Kept<T> {

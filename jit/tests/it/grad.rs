@@ -132,9 +132,7 @@ fn compiled_bptt_equals_the_interpreter_for_every_checkpoint_interval() {
 
 /// Gradients do not depend on the checkpoint interval, bit for bit, in f32 and f64 on
 /// every corpus network: the first pass (in-place kernel), the recomputed segments
-/// (out-of-place kernel) and the adjoint steps' next states agree exactly. The calls
-/// share their kernels, so each reuses the buffers the last one left (more
-/// checkpoints, another segment length, stale contents).
+/// (out-of-place kernel) and the adjoint steps' next states agree exactly.
 #[test]
 fn gradients_do_not_depend_on_the_checkpoint_interval() {
     fn run<T: Elem>(precision: Precision) {
