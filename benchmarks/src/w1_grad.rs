@@ -115,12 +115,14 @@ pub fn to_json(n: usize, precision: Precision, g: &W1Gradients) -> serde_json::V
 /// loss-and-gradient passes (checkpoint interval `checkpoint`); returns the timing and
 /// the last pass's gradients.
 ///
-/// With `budget` (bytes for all episodes running at once), the checkpoint interval is
-/// the one with the smallest footprint, and an error says if even that does not fit.
+/// Without `checkpoint`, the interval is chosen within `budget` (bytes for the
+/// checkpoints of all episodes running at once) by [`jit::grad::checkpoint_for_budget`]
+/// (with this machine's cache size), and an error says if even the smallest footprint
+/// does not fit.
 pub fn bench_grad(
     cfg: &crate::w1::BenchConfig,
-    checkpoint: usize,
-    budget: Option<u64>,
+    checkpoint: Option<usize>,
+    budget: u64,
 ) -> Result<(crate::w1::BenchResult, W1Gradients), BenchError> {
     use crate::{median, peak_rss_bytes, timed, LoadMeter};
     if cfg.repeats == 0 {
@@ -146,14 +148,15 @@ pub fn bench_grad(
         Ok((adj, k))
     });
     let (adj, kernels) = kernels?;
-    let checkpoint = match budget {
-        Some(b) => jit::grad::checkpoint_for_budget(
+    let checkpoint = match checkpoint {
+        Some(k) => k,
+        None => jit::grad::checkpoint_for_budget(
             crate::w1::STEPS,
             jit::grad::state_bytes(&m, cfg.precision),
             cfg.threads.min(crate::w1::BATCH),
-            b,
+            budget,
+            jit::grad::last_level_cache_bytes(),
         )?,
-        None => checkpoint,
     };
     let (inst, inputs, source) = crate::w1::instance_and_inputs(&m, reference.as_ref(), cfg)?;
     let mut g = gradients(&kernels, &m, &adj, &inst, &inputs, checkpoint)?;

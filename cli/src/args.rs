@@ -369,8 +369,9 @@ pub struct TrainArgs {
     /// Element type of the compiled kernels.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
-    /// BPTT: keep the forward state every K steps (default: the interval with the
-    /// smallest footprint, within --memory-budget).
+    /// BPTT: keep the forward state every K steps (default: chosen within
+    /// --memory-budget: the smallest footprint's interval, or a smaller one if its
+    /// segments would not stay in the cache and the budget allows).
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     pub checkpoint: Option<u32>,
     /// BPTT: memory for the forward checkpoints of the episodes running at once.
@@ -537,13 +538,15 @@ pub struct W1Args {
     pub lockstep: bool,
     /// With `--mode grad`: keep the forward state every K steps and recompute the steps
     /// in between (memory per episode: T/K + K states; the gradients do not depend on K).
-    #[arg(long, value_name = "K", default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..))]
-    pub checkpoint: u32,
+    /// Default: chosen within --memory-budget.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "memory_budget")]
+    pub checkpoint: Option<u32>,
     /// With `--mode grad`: memory for the forward checkpoints of the episodes that run
-    /// at once (one per thread), e.g. `512MiB`, `2GiB`; picks the checkpoint interval
-    /// with the smallest footprint (and replaces --checkpoint), or says what would fit.
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
-    pub memory_budget: Option<u64>,
+    /// at once (one per thread), e.g. `512MiB`, `2GiB`; the checkpoint interval is the
+    /// smallest footprint's, or a smaller one if its segments would not stay in the
+    /// cache and the budget allows (as `train` chooses); or it says what would fit.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "1GiB")]
+    pub memory_budget: u64,
     /// With `--mode grad`: write the loss and gradients to FILE in the shared W1 format.
     #[arg(long, value_name = "FILE.json")]
     pub grads_out: Option<PathBuf>,

@@ -32,7 +32,11 @@ fn w1(a: &W1Args, o: &mut Output<'_>) -> Result<(), Error> {
         lockstep: a.lockstep,
     };
     let r = if a.mode == BenchMode::Grad {
-        let (r, g) = benchmarks::w1_grad::bench_grad(&cfg, a.checkpoint as usize, a.memory_budget)?;
+        let (r, g) = benchmarks::w1_grad::bench_grad(
+            &cfg,
+            a.checkpoint.map(|k| k as usize),
+            a.memory_budget,
+        )?;
         if let Some(path) = &a.grads_out {
             let json = benchmarks::w1_grad::to_json(r.n, cfg.precision, &g);
             let text = serde_json::to_string(&json)

@@ -1,4 +1,5 @@
-//! Prints the schedule of a network's step (or, with `--adjoint`, of its adjoint step).
+//! Prints the schedule of a network's step (or, with `--adjoint`, of its adjoint step;
+//! with `--out-of-place`, the schedule of `jit::compile_out_of_place`).
 #![allow(clippy::print_stdout)] // a development tool: printing is its output
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -20,7 +21,11 @@ fn main() {
     if args.iter().any(|a| a == "--adjoint") {
         m = lang::diff::diff(&m).unwrap().module;
     }
-    let s = jit::schedule::schedule(&m);
+    let s = if args.iter().any(|a| a == "--out-of-place") {
+        jit::schedule::schedule_out_of_place(&m)
+    } else {
+        jit::schedule::schedule(&m)
+    };
     for (k, st) in s.stages.iter().enumerate() {
         println!("stage {k} {:?} gate {:?}", st.space, st.gate);
         for &e in &st.nodes {

@@ -913,7 +913,11 @@ impl<'a, 'f> Tx<'a, 'f> {
 
     /// A row-invariant factor of the current row's per-synapse work that is a post-side
     /// spike times something: zero in most rows at realistic rates. Skipping its terms
-    /// where it is exactly zero is exact for finite values.
+    /// where it is exactly zero is exact for finite values. Failing a spike, a factor
+    /// read from an input variable: an adjoint step reads the next spikes `z(t + 1)`
+    /// from a next-state input (`lang::diff::Adjoint::next`), and inputs are often spike
+    /// trains. The test is made per row at run time, so a dense input only costs a
+    /// comparison per row and a second copy of the loop.
     fn zero_row_factor(&self) -> Option<ExprId> {
         let m = self.m;
         fn spike_like(m: &Module, e: ExprId) -> bool {
@@ -927,10 +931,21 @@ impl<'a, 'f> Tx<'a, 'f> {
                 _ => false,
             }
         }
+        fn reads_input(m: &Module, e: ExprId) -> bool {
+            match *m.expr(e) {
+                Expr::Read(v) => m.vars[v].kind == VarKind::Input,
+                Expr::Binary(BinOp::Mul, a, b) => reads_input(m, a) || reads_input(m, b),
+                _ => false,
+            }
+        }
         let mut keys: Vec<ExprId> = self.row_splats.keys().copied().collect();
         keys.sort();
-        keys.into_iter()
-            .find(|&e| matches!(*m.expr(e), Expr::Bcast(_, Side::Post, a) if spike_like(m, a)))
+        let post_factor = |test: fn(&Module, ExprId) -> bool| {
+            keys.iter()
+                .copied()
+                .find(|&e| matches!(*m.expr(e), Expr::Bcast(_, Side::Post, a) if test(m, a)))
+        };
+        post_factor(spike_like).or_else(|| post_factor(reads_input))
     }
 
     /// Is `e` zero under the current assumptions (without emitting anything)?

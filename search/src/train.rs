@@ -16,7 +16,9 @@
 //! resumed run computes what an uninterrupted one would have, and the thread count
 //! changes nothing (episodes are summed in a fixed order).
 
-use jit::grad::{bptt, checkpoint_for_budget, state_bytes, EpisodeLoss, GradKernels};
+use jit::grad::{
+    bptt, checkpoint_for_budget, last_level_cache_bytes, state_bytes, EpisodeLoss, GradKernels,
+};
 use jit::run::Elem;
 use jit::{JitError, Precision};
 use lang::diff::Adjoint;
@@ -129,7 +131,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Element type of the kernels.
     pub precision: Precision,
-    /// BPTT checkpoint interval; `None`: the smallest footprint within `memory_budget`.
+    /// BPTT checkpoint interval; `None`: chosen within `memory_budget` by
+    /// [`checkpoint_for_budget`]'s cost model (with this machine's cache size).
     pub checkpoint: Option<usize>,
     /// Bytes the checkpoints of all episodes running at once may take.
     pub memory_budget: u64,
@@ -353,6 +356,7 @@ impl<'a, K: Task> Trainer<'a, K> {
                 state_bytes(m, cfg.precision),
                 at_once,
                 cfg.memory_budget,
+                last_level_cache_bytes(),
             )?,
         };
         Ok(Trainer {

@@ -243,37 +243,42 @@ fn w1_gradients() {
     );
 }
 
-/// `--memory-budget` picks the checkpoint interval with the smallest footprint, or says
-/// that the budget is too small.
+/// `--memory-budget` (by default 1 GiB) picks the checkpoint interval (at N = 8 the
+/// smallest footprint's: its segments fit in any cache), or says that the budget is too
+/// small; it conflicts with `--checkpoint`.
 #[test]
 fn w1_gradients_within_a_memory_budget() {
     let dir = project();
-    let run = ruleopt(
-        dir.path(),
-        &[
-            "bench",
-            "w1",
-            "--mode",
-            "grad",
-            "--n",
-            "8",
-            "--repeats",
-            "1",
-            "--memory-budget",
-            "1GiB",
-            "--json",
-        ],
-    );
-    run.expect_code(0);
-    let r: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
-    assert!(
-        r["order"]
-            .as_str()
-            .expect("order")
-            .contains("checkpoint every 28 steps"),
-        "{}",
-        r["order"]
-    );
+    let base = [
+        "bench",
+        "w1",
+        "--mode",
+        "grad",
+        "--n",
+        "8",
+        "--repeats",
+        "1",
+    ];
+    for extra in [&["--memory-budget", "1GiB", "--json"][..], &["--json"][..]] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let run = ruleopt(dir.path(), &args);
+        run.expect_code(0);
+        let r: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+        assert!(
+            r["order"]
+                .as_str()
+                .expect("order")
+                .contains("checkpoint every 28 steps"),
+            "{}",
+            r["order"]
+        );
+    }
+    let args: Vec<&str> = base
+        .iter()
+        .chain(&["--memory-budget", "1GiB", "--checkpoint", "5"])
+        .copied()
+        .collect();
+    ruleopt(dir.path(), &args).expect_code(2);
     let run = ruleopt(
         dir.path(),
         &[

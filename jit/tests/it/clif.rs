@@ -45,3 +45,24 @@ fn f32_products_fuse_into_sums_and_f64_ones_do_not() {
         assert_eq!(fmas(Precision::F64), 0, "{}", module.name);
     }
 }
+
+/// In f32, W1's adjoint skips the terms of its next spikes `z(t + 1)` (a next-state
+/// input) in the rows where they are zero: its first dense pass has a second copy of
+/// the loop, chosen per row by a comparison with zero. (The values are those of the
+/// loop with the terms: `f32_adjoint_kernels_track_the_interpreter` feeds it forward
+/// spikes as next states, zero in most rows.)
+#[test]
+fn the_f32_adjoint_skips_rows_without_next_spikes() {
+    let m = lower_file("rules/networks/w1.rule");
+    let a = lang::diff::diff(&m).unwrap().module;
+    let tests = |module: &lang::ir::Module| {
+        compile(module, Options::default())
+            .unwrap()
+            .clif
+            .matches(" = fcmp eq ")
+            .count()
+    };
+    // The forward's E/P pass (post spike z(t)) and the adjoint's first pass.
+    assert_eq!(tests(&m), 1);
+    assert_eq!(tests(&a), 1);
+}
