@@ -100,6 +100,18 @@ pub fn search(a: &SearchArgs, o: &mut Output<'_>) -> Result<(), Error> {
     )
     .map_err(|e| Error::Train(TrainError::Task(e)))?;
     let holes = problem.hole_specs();
+    // A template that cannot run on the task (sizes, names) fails every candidate: say
+    // so before searching, with the rule's holes set to 0.
+    let zero = search::evolve::Genome {
+        trees: vec![search::expr::Tree::constant(0.0); holes.len()],
+    };
+    if let Some(e) =
+        search::evolve::Evaluator::evaluate(&problem, &zero, search::evolve::Stage::Hurdle).error
+    {
+        return Err(Error::Train(TrainError::Task(format!(
+            "the rule cannot run on task {task_name} even with its holes set to 0: {e}"
+        ))));
+    }
     let cfg = SearchConfig {
         known: known_trees(&a.known, &holes)?,
         stop_on_hit: a.stop_on_hit,
@@ -245,6 +257,7 @@ fn report(
             "formulas": h.genome.formulas(holes),
         })),
         "hall_of_fame": rows, "pareto": pareto,
+        "failures": result.errors.iter().map(|(m, n)| json!({"reason": m, "candidates": n})).collect::<Vec<_>>(),
     });
     write_atomic(
         &dir.join("summary.json"),
@@ -327,8 +340,18 @@ fn report(
                 writeln!(o.out, "  {f}").map_err(Error::Output)?;
             }
         }
-        None => writeln!(o.out, "no candidate could be evaluated (see summary.md)")
-            .map_err(Error::Output)?,
+        None => writeln!(o.out, "no candidate could be evaluated").map_err(Error::Output)?,
+    }
+    if !result.errors.is_empty() {
+        let total: usize = result.errors.iter().map(|(_, n)| n).sum();
+        writeln!(
+            o.out,
+            "candidates that failed, by reason (most frequent first; {total} shown):"
+        )
+        .map_err(Error::Output)?;
+        for (msg, n) in &result.errors {
+            writeln!(o.out, "  {n} x {msg}").map_err(Error::Output)?;
+        }
     }
     writeln!(
         o.out,
@@ -446,6 +469,20 @@ fn summary_md(s: &serde_json::Value, metric: &str) -> String {
             num(&p["fitness"]),
             formulas(p)
         );
+    }
+    if let Some(f) = s["failures"].as_array().filter(|f| !f.is_empty()) {
+        md += "\n## Candidates that failed, by reason\n\n| candidates | reason |\n|---|---|\n";
+        for r in f {
+            md += &format!(
+                "| {} | {} |\n",
+                r["candidates"],
+                r["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .replace('|', "\\|")
+                    .replace('\n', " ")
+            );
+        }
     }
     md += "\nPlots: [fitness.svg](fitness.svg), [pareto.svg](pareto.svg).\n";
     md

@@ -575,6 +575,9 @@ pub struct SearchResult {
     pub evaluations: u64,
     /// When a candidate equal to [`SearchConfig::known`] was first evaluated.
     pub first_hit: Option<Hit>,
+    /// Why candidates failed: each distinct message with how many candidates it
+    /// stopped, most frequent first (at most 5).
+    pub errors: Vec<(String, usize)>,
 }
 
 /// The first candidate equal to the known answer: when, and at what cost.
@@ -595,6 +598,8 @@ pub struct Hit {
 struct CacheEntry {
     hurdle: Option<f64>,
     full: Option<Evaluation>,
+    /// Why the candidate failed (at whichever stage it failed first).
+    error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -802,6 +807,7 @@ impl<'a, E: Evaluator> Search<'a, E> {
             log,
             evaluations: state.counters.evaluations,
             first_hit: state.first_hit.clone(),
+            errors: error_summary(&state.cache),
         })
     }
 
@@ -916,7 +922,9 @@ impl<'a, E: Evaluator> Search<'a, E> {
             if e.error.is_some() {
                 state.counters.failures += 1;
             }
-            state.cache.entry(*key).or_default().hurdle = Some(e.fitness);
+            let entry = state.cache.entry(*key).or_default();
+            entry.hurdle = Some(e.fitness);
+            entry.error = e.error;
         }
         let mut todo_full: Vec<(u64, Genome)> = Vec::new();
         for (island, g, key) in &children {
@@ -945,7 +953,11 @@ impl<'a, E: Evaluator> Search<'a, E> {
             if e.error.is_some() {
                 state.counters.failures += 1;
             }
-            state.cache.entry(*key).or_default().full = Some(e);
+            let entry = state.cache.entry(*key).or_default();
+            if entry.error.is_none() {
+                entry.error.clone_from(&e.error);
+            }
+            entry.full = Some(e);
         }
         // 3. Children with a full evaluation join their islands.
         let mut newcomers: Vec<Vec<Individual>> = vec![Vec::new(); state.islands.len()];
@@ -1153,6 +1165,7 @@ impl<'a, E: Evaluator> Search<'a, E> {
                 "key": format!("{k:016x}"),
                 "hurdle": c.hurdle.map(finite_or_null),
                 "full": c.full.as_ref().map(Evaluation::to_json),
+                "error": c.error,
             })).collect::<Vec<_>>(),
             "counters": {
                 "evaluations": s.counters.evaluations, "cache_hits": s.counters.cache_hits,
@@ -1215,7 +1228,15 @@ impl<'a, E: Evaluator> Search<'a, E> {
                 None | Some(Value::Null) => None,
                 Some(f) => Some(Evaluation::from_json(f).map_err(&fail)?),
             };
-            cache.insert(key, CacheEntry { hurdle, full });
+            let error = c.get("error").and_then(Value::as_str).map(str::to_string);
+            cache.insert(
+                key,
+                CacheEntry {
+                    hurdle,
+                    full,
+                    error,
+                },
+            );
         }
         let cn = ck
             .get("counters")
@@ -1276,6 +1297,21 @@ pub fn same_up_to_scale(t: &Tree, known: &Tree, probes: &[Vec<f64>], protected: 
         && x.iter()
             .zip(&y)
             .all(|(a, b)| (a - c * b).abs() <= 1e-6 * scale.max(c.abs() * scale))
+}
+
+/// The distinct failure messages of the cache, with counts, most frequent first.
+fn error_summary(cache: &HashMap<u64, CacheEntry>) -> Vec<(String, usize)> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for e in cache.values().filter_map(|c| c.error.as_deref()) {
+        *counts.entry(e).or_default() += 1;
+    }
+    let mut v: Vec<(String, usize)> = counts
+        .into_iter()
+        .map(|(m, n)| (m.to_string(), n))
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(5);
+    v
 }
 
 /// A hash of a genome's trees with every constant's value left out.

@@ -235,6 +235,22 @@ fn bad_input_is_named() {
     );
     r.expect_code(1);
     assert!(r.stderr.contains("no holes"), "{}", r.stderr);
+    // A rule that cannot run on the task is refused before the search starts.
+    let r = ruleopt(
+        &crate::repo(),
+        &[
+            "search",
+            "rules/networks/hole_network.rule",
+            "--task",
+            "reward-driven",
+        ],
+    );
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains("even with its holes set to 0") && r.stderr.contains("50 input channels"),
+        "{}",
+        r.stderr
+    );
     // A syntax error in the template is a diagnostic with a caret.
     dir.write("bad.rule", "network N { input x[2] }");
     let r = ruleopt(

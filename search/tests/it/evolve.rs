@@ -215,6 +215,9 @@ fn failing_candidates_get_the_worst_fitness_and_the_search_goes_on() {
     let r = run(&config(20), &eval, None, false);
     let last = r.log.last().unwrap();
     assert!(last.failures > 0, "no candidate failed");
+    assert_eq!(r.errors.len(), 1);
+    assert_eq!(r.errors[0].0, "exploded");
+    assert!(r.errors[0].1 > 0 && r.errors[0].1 as u64 <= last.failures);
     assert!(r.hall_of_fame.iter().all(|i| i.fitness.is_finite()));
     assert!(r.hall_of_fame[0].fitness > -1.0);
 }
