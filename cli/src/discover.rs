@@ -100,18 +100,6 @@ pub fn search(a: &SearchArgs, o: &mut Output<'_>) -> Result<(), Error> {
     )
     .map_err(|e| Error::Train(TrainError::Task(e)))?;
     let holes = problem.hole_specs();
-    // A template that cannot run on the task (sizes, names) fails every candidate: say
-    // so before searching, with the rule's holes set to 0.
-    let zero = search::evolve::Genome {
-        trees: vec![search::expr::Tree::constant(0.0); holes.len()],
-    };
-    if let Some(e) =
-        search::evolve::Evaluator::evaluate(&problem, &zero, search::evolve::Stage::Hurdle).error
-    {
-        return Err(Error::Train(TrainError::Task(format!(
-            "the rule cannot run on task {task_name} even with its holes set to 0: {e}"
-        ))));
-    }
     let cfg = SearchConfig {
         known: known_trees(&a.known, &holes)?,
         stop_on_hit: a.stop_on_hit,
@@ -123,8 +111,8 @@ pub fn search(a: &SearchArgs, o: &mut Output<'_>) -> Result<(), Error> {
     });
     writeln!(
         o.err,
-        "searching {} for `{}` of {} on task {} ({}) in {}: {} generations, operators {}",
-        plural_holes(holes.len()),
+        "searching {} `{}` of {} on task {} ({}) in {}: {} generations, operators {}",
+        crate::plural(holes.len(), "hole"),
         holes
             .iter()
             .map(|h| format!("?{}({})", h.name, h.args.join(", ")))
@@ -486,12 +474,4 @@ fn summary_md(s: &serde_json::Value, metric: &str) -> String {
     }
     md += "\nPlots: [fitness.svg](fitness.svg), [pareto.svg](pareto.svg).\n";
     md
-}
-
-fn plural_holes(n: usize) -> String {
-    if n == 1 {
-        "the hole".into()
-    } else {
-        format!("{n} holes")
-    }
 }

@@ -114,7 +114,7 @@ pub fn fill(
             let (names, text) = decls.entry(key).or_default();
             for (name, value) in f.learn {
                 if !names.contains(&name) {
-                    text.push_str(&format!("\n  learn {name} = {};", number(value)));
+                    text.push_str(&format!("\n  learn {name} = {};", literal(value)));
                     names.push(name);
                 }
             }
@@ -164,12 +164,23 @@ pub fn reparse(
     }
 }
 
-/// A literal in the language: shortest round-trip form, negative values negated.
-pub fn number(v: f64) -> String {
-    if v < 0.0 {
-        format!("-{}", -v)
+/// A number as rule text that reads back as exactly `c`: the shorter of the plain and
+/// the exponent form of its shortest round-trip digits (`0.5`, `1e-12`, `-3`), and
+/// `(1 / 0)`, `(-1 / 0)`, `(0 / 0)` for the non-finite values.
+pub fn literal(c: f64) -> String {
+    if c.is_nan() {
+        return "(0 / 0)".into();
+    }
+    if c.is_infinite() {
+        return if c > 0.0 { "(1 / 0)" } else { "(-1 / 0)" }.into();
+    }
+    let plain = format!("{c}");
+    let sci = format!("{c:e}");
+    // Both forms round-trip; keep the shorter (`{}` on a tie).
+    if sci.len() < plain.len() {
+        sci
     } else {
-        format!("{v}")
+        plain
     }
 }
 

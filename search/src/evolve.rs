@@ -35,7 +35,7 @@
 
 use crate::expr::{OpSet, Tree};
 use crate::simplify;
-use crate::train::{mix_seed, write_atomic, TrainError};
+use crate::train::{fnv1a, mix_seed, write_atomic, TrainError};
 use crate::variation::{self, Limits};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -683,19 +683,14 @@ impl<'a, E: Evaluator> Search<'a, E> {
     /// The functional fingerprint of a genome: its values on the probes, rounded to
     /// about 9 significant digits, hashed.
     pub fn key(&self, g: &Genome) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut feed = |x: u64| {
-            for b in x.to_le_bytes() {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-            }
-        };
+        let mut bytes = Vec::new();
         for (t, probes) in g.trees.iter().zip(&self.probes) {
-            feed(0xFFFF_0000_FFFF);
+            bytes.extend(0xFFFF_0000_FFFFu64.to_le_bytes());
             for p in probes {
-                feed(quantise(t.eval(p, self.cfg.ops.protected)));
+                bytes.extend(quantise(t.eval(p, self.cfg.ops.protected)).to_le_bytes());
             }
         }
-        h
+        fnv1a(&bytes)
     }
 
     /// Runs until a limit. With `dir`, writes `log.jsonl` and `checkpoint.json` there
@@ -1316,20 +1311,19 @@ fn error_summary(cache: &HashMap<u64, CacheEntry>) -> Vec<(String, usize)> {
 
 /// A hash of a genome's trees with every constant's value left out.
 fn shape(g: &Genome) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    use crate::expr::Node;
+    let mut bytes = Vec::new();
     for t in &g.trees {
-        for n in t.nodes.iter().chain([&crate::expr::Node::Arg(255)]) {
+        for n in t.nodes.iter().chain([&Node::Arg(255)]) {
             let x: u64 = match n {
-                crate::expr::Node::Arg(i) => u64::from(*i),
-                crate::expr::Node::Const(_) => 1 << 20,
-                crate::expr::Node::Op(o) => (2 << 20) + *o as u64,
+                Node::Arg(i) => u64::from(*i),
+                Node::Const(_) => 1 << 20,
+                Node::Op(o) => (2 << 20) + *o as u64,
             };
-            for b in x.to_le_bytes() {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-            }
+            bytes.extend(x.to_le_bytes());
         }
     }
-    h
+    fnv1a(&bytes)
 }
 
 /// Total order "a is better than b" as `Less`: higher fitness, then lower complexity,

@@ -730,25 +730,7 @@ fn text_prec(s: &str) -> u8 {
     }
 }
 
-/// A constant as a `.rule` literal that reads back as exactly `c`: the shortest
-/// round-trip digits (`0.5`, `1e-12`, `-3`), and `(1 / 0)`, `(-1 / 0)`, `(0 / 0)` for
-/// the non-finite values.
-pub fn literal(c: f64) -> String {
-    if c.is_nan() {
-        return "(0 / 0)".into();
-    }
-    if c.is_infinite() {
-        return if c > 0.0 { "(1 / 0)" } else { "(-1 / 0)" }.into();
-    }
-    let plain = format!("{c}");
-    let sci = format!("{c:e}");
-    // Both forms round-trip; keep the shorter (`{}` on a tie).
-    if sci.len() < plain.len() {
-        sci
-    } else {
-        plain
-    }
-}
+pub use lang::fill::literal;
 
 /// A constant rounded to 4 significant digits, in the shorter of plain and exponent form.
 pub fn short_number(c: f64) -> String {

@@ -11,7 +11,7 @@
 
 use crate::evolve::{Evaluation, Evaluator, Genome, HoleSpec, Stage};
 use crate::expr::Tree;
-use crate::train::{Task, TrainConfig, Trainer};
+use crate::train::{fnv1a, Task, TrainConfig, Trainer};
 use lang::ast::File;
 use lang::fill::{Filling, Hole, Site};
 use lang::ir::{Module, VarKind};
@@ -58,7 +58,9 @@ pub struct Candidate {
 
 impl<'a, K: Task> RuleProblem<'a, K> {
     /// The problem of the holes of `files` (as loaded into `sources`), network
-    /// `network` (`None`: the only one), on `task`.
+    /// `network` (`None`: the only one), on `task`. Errors when the rule has no holes,
+    /// or cannot run on the task even with every hole set to 0 (sizes or names that do
+    /// not fit the task would fail every candidate: better said once, up front).
     pub fn new(
         sources: Sources,
         files: Vec<(FileId, File)>,
@@ -73,14 +75,24 @@ impl<'a, K: Task> RuleProblem<'a, K> {
         if cfg.episodes == 0 || cfg.hurdle_episodes == 0 {
             return Err("config: `episodes` must be at least 1".into());
         }
-        Ok(RuleProblem {
+        let p = RuleProblem {
             sources,
             files,
             network,
             holes,
             task,
             cfg,
-        })
+        };
+        let zero = Genome {
+            trees: vec![Tree::constant(0.0); p.holes.len()],
+        };
+        if let Some(e) = p.evaluate(&zero, Stage::Hurdle).error {
+            return Err(format!(
+                "the rule cannot run on task {} even with its holes set to 0: {e}",
+                p.task.name()
+            ));
+        }
+        Ok(p)
     }
 
     /// The holes as the search sees them.
@@ -119,7 +131,7 @@ impl<'a, K: Task> RuleProblem<'a, K> {
                     decl.push((name.clone(), v));
                     name
                 } else {
-                    paren_neg(crate::expr::literal(v))
+                    crate::expr::literal(v)
                 }
             });
             Filling { expr, learn: decl }
@@ -326,15 +338,6 @@ impl<K: Task> Evaluator for RuleProblem<'_, K> {
     }
 }
 
-/// A negative literal in parentheses, so it can stand as an operand anywhere.
-fn paren_neg(s: String) -> String {
-    if s.starts_with('-') {
-        format!("({s})")
-    } else {
-        s
-    }
-}
-
 fn has_learn(m: &Module) -> bool {
     m.vars
         .iter()
@@ -352,10 +355,4 @@ fn find_param(m: &Module, name: &str) -> Option<String> {
                 && (v.name == name || v.name.ends_with(&suffix))
         })
         .map(|(_, v)| v.name.clone())
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }

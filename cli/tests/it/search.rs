@@ -15,9 +15,9 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// `search` with the bundled rule and short episodes, plus `extra`.
-fn search(dir: &Path, extra: &[&str]) -> crate::Run {
-    let mut a = vec![
+/// The arguments of `search` with the bundled rule and short episodes, plus `extra`.
+fn search_args(extra: &[&str]) -> Vec<String> {
+    [
         "search",
         "--task-options",
         SHORT,
@@ -25,9 +25,16 @@ fn search(dir: &Path, extra: &[&str]) -> crate::Run {
         "2",
         "--hurdle-episodes",
         "1",
-    ];
-    a.extend_from_slice(extra);
-    ruleopt(dir, &a)
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Runs `search` with [`search_args`].
+fn search(dir: &Path, extra: &[&str]) -> crate::Run {
+    ruleopt(dir, &strs(&search_args(extra)))
 }
 
 fn strs(v: &[String]) -> Vec<&str> {
@@ -130,26 +137,7 @@ fn a_seed_gives_the_same_search_at_one_and_two_threads() {
 #[test]
 fn kill_9_then_resume_equals_an_uninterrupted_search() {
     let dir = TempDir::fresh();
-    let args = |out: &str| -> Vec<String> {
-        [
-            "search",
-            "--task-options",
-            SHORT,
-            "--episodes",
-            "2",
-            "--hurdle-episodes",
-            "1",
-            "--generations",
-            "30",
-            "--seed",
-            "1",
-            "--out",
-            out,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
+    let args = |out: &str| search_args(&["--generations", "30", "--seed", "1", "--out", out]);
     ruleopt(dir.path(), &strs(&args("whole"))).expect_code(0);
     let log = dir.path().join("killed/log.jsonl");
     let done_at_kill = crate::kill_once_logged(dir.path(), &args("killed"), &log, 3);
