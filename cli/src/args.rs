@@ -77,7 +77,7 @@ pub enum Command {
     /// Meta-train several networks on several tasks with several seeds and tabulate the
     /// held-out results (the plasticity-rule comparison).
     #[command(
-        after_help = "Each network (default: every file of rules/comparison) is resized to each task's inputs and\nchoices and trained like `ruleopt train` into OUT/TASK/NETWORK/seed-S/. OUT/RESULTS.md gets one\ntable per task (held-out metric, mean ± sd over seeds, training time), OUT/TASK-training.svg\nand OUT/TASK-within-episode.svg the curves. Finished runs are kept and stopped ones resumed, so\nthe command can be interrupted and run again.\n\nExamples:\n  ruleopt compare --task cue-reward --seeds 3 --iterations 2000\n  ruleopt compare rules/comparison/backpropamine.rule rules/comparison/lif_static.rule --task t-maze \\\n      --task-options 't-maze={\"trials\": 20}'"
+        after_help = "Each network (default: every file of rules/comparison) is resized to each task's inputs and\nchoices and trained like `ruleopt train` into OUT/TASK/NETWORK/seed-S/. OUT/RESULTS.md gets one\ntable per task (held-out metric, mean ± sd over seeds, training time), OUT/TASK-training.svg\nand OUT/TASK-within-episode.svg the curves. Finished runs are kept and stopped ones resumed, so\nthe command can be interrupted and run again; --report-only tabulates the finished runs alone.\n\nBudget: every network gets the same iterations on a task (lr 0.01, 16 episodes each): cue-reward 600,\nt-maze 60, evidence 150, evidence-reversal 60, one-shot 600, regression 600, any other task 100;\n--iterations sets one number for all.\n\nExamples:\n  ruleopt compare\n  ruleopt compare --task cue-reward --seeds 3 --iterations 2000\n  ruleopt compare rules/comparison/backpropamine.rule rules/comparison/lif_static.rule --task t-maze \\\n      --task-options 't-maze={\"trials\": 20}'"
     )]
     Compare(CompareArgs),
     /// Discover rules: evolve formulas for the holes `?f(...)` of a rule (tuning their
@@ -403,7 +403,7 @@ pub struct CompareArgs {
     #[arg(value_name = "PATH")]
     pub files: Vec<PathBuf>,
     /// A task to compare on; repeatable (default: cue-reward, t-maze, evidence,
-    /// one-shot, regression).
+    /// evidence-reversal, one-shot, regression).
     #[arg(long = "task", value_name = "NAME")]
     pub tasks: Vec<String>,
     /// Options of one task: `TASK=JSON` or `TASK=@FILE`; repeatable.
@@ -412,15 +412,19 @@ pub struct CompareArgs {
     /// Seeds per network and task (0, 1, ...).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub seeds: u32,
-    /// Outer-loop iterations per run.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    pub iterations: u32,
+    /// Outer-loop iterations per run, on every task (default: each task's own budget,
+    /// the same for every network: see `ruleopt compare --help`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub iterations: Option<u32>,
     /// Episodes per iteration.
     #[arg(short = 'B', long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 0.01)]
     pub lr: f64,
+    /// Train nothing: tabulate and plot the runs that have finished, list the others.
+    #[arg(long)]
+    pub report_only: bool,
     /// Held-out episodes each run is evaluated on.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub eval_episodes: u32,

@@ -21,7 +21,53 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_NETWORKS: &str = "rules/comparison";
 
 /// The tasks compared by default: the online-learning suite.
-pub const DEFAULT_TASKS: &[&str] = &["cue-reward", "t-maze", "evidence", "one-shot", "regression"];
+pub const DEFAULT_TASKS: &[&str] = &[
+    "cue-reward",
+    "t-maze",
+    "evidence",
+    "evidence-reversal",
+    "one-shot",
+    "regression",
+];
+
+/// Outer-loop iterations per run on each task, the same for every network: about 1.5-3
+/// minutes of one core for a 100-neuron network (so that the whole table, 14 networks x
+/// 6 tasks x 3 seeds, is about a day of one core), and enough for the networks that
+/// learn a task to show it (benchmarks/RESULTS.md, "Online learning").
+pub const BUDGETS: &[(&str, u32)] = &[
+    ("cue-reward", 600),
+    ("t-maze", 60),
+    ("evidence", 150),
+    ("evidence-reversal", 60),
+    ("one-shot", 600),
+    ("regression", 600),
+];
+
+/// The budget of a task not in [`BUDGETS`].
+pub const OTHER_BUDGET: u32 = 100;
+
+/// Iterations per run on `task`: `--iterations`, else the task's budget.
+fn iterations(a: &CompareArgs, task: &str) -> u32 {
+    a.iterations.unwrap_or_else(|| {
+        BUDGETS
+            .iter()
+            .find(|(t, _)| *t == task)
+            .map_or(OTHER_BUDGET, |&(_, n)| n)
+    })
+}
+
+/// The file that records why a run failed in training.
+const FAILED: &str = "failed.txt";
+
+/// What became of one run.
+enum Outcome {
+    /// Trained (now or before) and evaluated.
+    Done(RunResult),
+    /// Not finished (`--report-only`).
+    Missing,
+    /// Training stopped with an error (the loss or its gradient not finite, ...).
+    Failed(String),
+}
 
 /// One run's result.
 struct RunResult {
@@ -45,8 +91,8 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
     };
     let mut report = String::from("# Plasticity-rule comparison\n\n");
     report += &format!(
-        "`ruleopt compare` with {} seeds, {} iterations of {} episodes, lr {}; metric on {} held-out episodes per run (mean ± sd over seeds); training time per run.\n",
-        a.seeds, a.iterations, a.batch, a.lr, a.eval_episodes
+        "`ruleopt compare` with {} seeds, iterations of {} episodes, lr {}; metric on {} held-out episodes per run (mean ± sd over seeds); training time per run (one `ruleopt train` run, on the threads it was given).\n",
+        a.seeds, a.batch, a.lr, a.eval_episodes
     );
     for task_name in &tasks {
         let given = a
@@ -55,7 +101,10 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
             .find(|(t, _)| t == task_name)
             .map(|(_, j)| j.as_str());
         let task = benchmarks::tasks::by_name(task_name, &task_options(given)?)?;
+        let budget = iterations(a, task_name);
         let mut results: Vec<RunResult> = Vec::new();
+        let mut missing: Vec<String> = Vec::new();
+        let mut failed: Vec<String> = Vec::new();
         for file in &files {
             let stem = file
                 .file_stem()
@@ -67,16 +116,42 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
                     .join(task_name)
                     .join(&stem)
                     .join(format!("seed-{seed}"));
-                writeln!(
-                    o.err,
-                    "== {task_name} / {stem} / seed {seed} ({})",
-                    dir.display()
-                )
-                .map_err(Error::Output)?;
-                results.push(run_one(a, &task, &stem, &text, seed, &dir, o)?);
+                if !a.report_only {
+                    writeln!(
+                        o.err,
+                        "== {task_name} / {stem} / seed {seed} ({})",
+                        dir.display()
+                    )
+                    .map_err(Error::Output)?;
+                }
+                match run_one(a, &task, budget, &stem, &text, seed, &dir, o)? {
+                    Outcome::Done(r) => results.push(r),
+                    Outcome::Missing => missing.push(format!("{stem} seed {seed}")),
+                    Outcome::Failed(why) => failed.push(format!("{stem} seed {seed}: {why}")),
+                }
             }
         }
-        report += &table(&task, &results);
+        report += &table(&task, budget, &results);
+        if !missing.is_empty() {
+            report += &format!(
+                "\nNot finished ({} of {}): {}.\n",
+                missing.len(),
+                crate::plural(missing.len() + results.len() + failed.len(), "run"),
+                missing.join(", ")
+            );
+        }
+        if !failed.is_empty() {
+            report += &format!(
+                "\nFailed in training ({}; deterministic for the seed and settings: delete the run's `{FAILED}` to try again):\n\n",
+                crate::plural(failed.len(), "run")
+            );
+            for f in &failed {
+                report += &format!("- {f}\n");
+            }
+        }
+        if results.is_empty() {
+            continue;
+        }
         let metric = task.metric_name().to_string();
         write_atomic(
             &a.out.join(format!("{task_name}-training.svg")),
@@ -142,20 +217,24 @@ fn resized(file: &Path, task: &EnvTask, o: &mut Output<'_>) -> Result<String, Er
     resized_text(file, &module, &files, task, &header)
 }
 
-/// Trains (or resumes, or reads back) one run.
+/// Trains (or resumes, or reads back) one run; with `--report-only`, only reads back a
+/// finished or failed one. A training error is the run's outcome, recorded in its
+/// directory, not the command's: the other runs go on.
+#[allow(clippy::too_many_arguments)]
 fn run_one(
     a: &CompareArgs,
     task: &EnvTask,
+    iterations: u32,
     stem: &str,
     text: &str,
     seed: u64,
     dir: &Path,
     o: &mut Output<'_>,
-) -> Result<RunResult, Error> {
+) -> Result<Outcome, Error> {
     let file = dir.join("network.rule");
     let ck = dir.join("checkpoint.json");
     match std::fs::read_to_string(&file) {
-        Ok(old) if old != text && ck.exists() => {
+        Ok(old) if old != text && ck.exists() && !a.report_only => {
             return Err(Error::Init(format!(
                 "{} differs from the network being compared now (the rule file changed since this run started): move {} away to start it again",
                 file.display(),
@@ -164,18 +243,26 @@ fn run_one(
         }
         _ => {}
     }
-    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-        path: dir.display().to_string(),
-        source,
-    })?;
-    write_atomic(&file, text.as_bytes())?;
     let metric = task.metric_name().to_string();
     let done = std::fs::read_to_string(&ck)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v.get("next_iteration").and_then(|n| n.as_u64()))
-        .is_some_and(|n| n as usize >= a.iterations as usize)
+        .is_some_and(|n| n as usize >= iterations as usize)
         && dir.join("eval.json").exists();
+    if let Ok(why) = std::fs::read_to_string(dir.join(FAILED)) {
+        return Ok(Outcome::Failed(why.trim().to_string()));
+    }
+    if a.report_only && !done {
+        return Ok(Outcome::Missing);
+    }
+    if !a.report_only {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        write_atomic(&file, text.as_bytes())?;
+    }
     if done {
         let eval: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join("eval.json")).map_err(|source| Error::Read {
@@ -184,8 +271,10 @@ fn run_one(
             })?,
         )
         .map_err(|e| Error::Init(format!("{}: {e}", dir.join("eval.json").display())))?;
-        writeln!(o.err, "   done before: kept").map_err(Error::Output)?;
-        return Ok(RunResult {
+        if !a.report_only {
+            writeln!(o.err, "   done before: kept").map_err(Error::Output)?;
+        }
+        return Ok(Outcome::Done(RunResult {
             network: stem.to_string(),
             log: read_log(&dir.join("log.jsonl"), usize::MAX, &metric)?,
             metric: eval
@@ -197,12 +286,12 @@ fn run_one(
                 .and_then(|v| v.as_array())
                 .map(|xs| xs.iter().filter_map(|x| x.as_f64()).collect())
                 .unwrap_or_default(),
-        });
+        }));
     }
     let mut session = Session::open(&file)?;
     let (module, files) = session.module_and_files(None, o.err, o.err_color)?;
     let cfg = TrainConfig {
-        iterations: a.iterations as usize,
+        iterations: iterations as usize,
         batch: a.batch as usize,
         lr: a.lr,
         seed,
@@ -220,16 +309,26 @@ fn run_one(
         resume: ck.exists(),
         eval_episodes: a.eval_episodes as usize,
     }
-    .go(o)?;
+    .go(o);
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(Error::Train(e)) => {
+            let why = e.to_string();
+            writeln!(o.err, "   failed: {why}").map_err(Error::Output)?;
+            write_atomic(&dir.join(FAILED), format!("{why}\n").as_bytes())?;
+            return Ok(Outcome::Failed(why));
+        }
+        Err(e) => return Err(e),
+    };
     let (metric, curve) = outcome
         .eval
         .map_or((f64::NAN, Vec::new()), |e| (e.metric, e.curve));
-    Ok(RunResult {
+    Ok(Outcome::Done(RunResult {
         network: stem.to_string(),
         log: outcome.log,
         metric,
         curve,
-    })
+    }))
 }
 
 /// Mean and sample standard deviation.
@@ -256,7 +355,7 @@ fn networks(results: &[RunResult]) -> Vec<&str> {
 }
 
 /// One task's table, best first.
-fn table(task: &EnvTask, results: &[RunResult]) -> String {
+fn table(task: &EnvTask, iterations: u32, results: &[RunResult]) -> String {
     let metric = task.metric_name();
     let better = if task.higher_is_better() {
         "higher"
@@ -286,7 +385,7 @@ fn table(task: &EnvTask, results: &[RunResult]) -> String {
         .collect();
     rows.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut s = format!(
-        "\n## {}\n\nOptions: `{}`. Metric: {metric} ({better} is better).\n\n| network | {metric} (held out) | seeds | iterations | training s per run |\n|---|---|---|---|---|\n",
+        "\n## {}\n\nOptions: `{}`. Budget: {iterations} iterations per run. Metric: {metric} ({better} is better).\n\n| network | {metric} (held out) | seeds | iterations | training s per run |\n|---|---|---|---|---|\n",
         task.name(),
         task.options()
     );

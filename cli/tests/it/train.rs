@@ -430,6 +430,91 @@ fn compare_tabulates_networks_on_tasks_and_keeps_finished_runs() {
     );
 }
 
+/// `ruleopt compare`: a run whose training fails is reported with its reason and kept
+/// failed while the others go on; `--report-only` trains nothing and lists what has not
+/// finished.
+#[test]
+fn compare_records_failed_runs_and_reports_without_training() {
+    let dir = TempDir::fresh();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Its readout overflows f32: the loss is not finite at the first iteration.
+    std::fs::write(
+        dir.path().join("boom.rule"),
+        "synapse S { learn w[synapse] ~ normal(0, 1); weight = w; }\n\
+         neuron Boom { input I; state y = 0; y = exp(1000 * I); output y; }\n\
+         network Boom { dt = 1 ms; input x[40]; signal reward; population out: Boom[2];\n\
+         projection p: x -> out with S(); readout out.y; }\n",
+    )
+    .unwrap();
+    let lif = repo.join("rules/comparison/lif_static.rule");
+    let hebb = repo.join("rules/comparison/hebb.rule");
+    let args = |nets: &[&str], extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = vec!["compare".into()];
+        a.extend(nets.iter().map(|s| s.to_string()));
+        a.extend(
+            [
+                "--task",
+                "t-maze",
+                "--task-options",
+                r#"t-maze={"trials": 4, "window": 4}"#,
+                "--seeds",
+                "1",
+                "--iterations",
+                "2",
+                "-B",
+                "2",
+                "--eval-episodes",
+                "2",
+                "--out",
+                "cmp",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| {
+        ruleopt(
+            dir.path(),
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let first = run(args(&["boom.rule", &lif.display().to_string()], &[]));
+    first.expect_code(0);
+    let results = read(&dir.path().join("cmp/RESULTS.md"));
+    assert!(results.contains("| lif_static | "), "{results}");
+    assert!(!results.contains("| boom | "), "{results}");
+    assert!(
+        results.contains("Failed in training (1 run;")
+            && results.contains("- boom seed 0: ")
+            && results.contains("not finite"),
+        "{results}"
+    );
+    assert!(dir
+        .path()
+        .join("cmp/t-maze/boom/seed-0/failed.txt")
+        .exists());
+    // A third network that has not run: listed, not trained; the others read back.
+    let report = run(args(
+        &[
+            "boom.rule",
+            &lif.display().to_string(),
+            &hebb.display().to_string(),
+        ],
+        &["--report-only"],
+    ));
+    report.expect_code(0);
+    let results = read(&dir.path().join("cmp/RESULTS.md"));
+    assert!(
+        results.contains("Not finished (1 of 3 runs): hebb seed 0."),
+        "{results}"
+    );
+    assert!(results.contains("| lif_static | "), "{results}");
+    assert!(!dir.path().join("cmp/t-maze/hebb").exists());
+    assert!(!report.stderr.contains("training `"), "{}", report.stderr);
+}
+
 /// `--max-minutes` stops a run early, checkpointed; `--resume` finishes it.
 #[test]
 fn a_time_budget_stops_a_run_that_resume_finishes() {
