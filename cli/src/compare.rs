@@ -522,22 +522,35 @@ fn training_svg(task: &str, metric: &str, results: &[RunResult]) -> Result<Strin
         .map(|net| {
             let runs: Vec<&RunResult> = results.iter().filter(|r| r.network == net).collect();
             let len = runs.iter().map(|r| r.log.len()).min().unwrap_or(0);
-            let pts = (0..len)
+            let per_iteration: Vec<f64> = (0..len)
                 .map(|i| {
-                    let m =
-                        runs.iter().map(|r| r.log[i].score.metric).sum::<f64>() / runs.len() as f64;
-                    (i as f64, m)
+                    runs.iter().map(|r| r.log[i].score.metric).sum::<f64>() / runs.len() as f64
                 })
                 .collect();
-            (net.to_string(), pts)
+            (
+                net.to_string(),
+                moving_average(&per_iteration, (len / 40).max(1)),
+            )
         })
         .collect();
     lines_svg(
-        &format!("{task}: meta-training ({metric} of each iteration's batch, mean over seeds)"),
+        &format!("{task}: meta-training ({metric} of the batches, mean over seeds, smoothed)"),
         "iteration",
         metric,
         &lines,
     )
+}
+
+/// `(i, mean of xs[i + 1 - width ..= i])` for each `i` (fewer at the start): a trailing
+/// moving average, so that a point shows only what happened up to its iteration.
+fn moving_average(xs: &[f64], width: usize) -> Vec<(f64, f64)> {
+    (0..xs.len())
+        .map(|i| {
+            let from = (i + 1).saturating_sub(width);
+            let w = &xs[from..=i];
+            (i as f64, w.iter().sum::<f64>() / w.len() as f64)
+        })
+        .collect()
 }
 
 /// Per network, the reward of each trial of a held-out episode, averaged over seeds.
@@ -562,4 +575,30 @@ fn within_svg(task: &str, results: &[RunResult]) -> Result<String, Error> {
         "reward",
         &lines,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moving_average_trails_and_starts_short() {
+        let xs = [1.0, 3.0, 5.0, 7.0];
+        assert_eq!(
+            moving_average(&xs, 2),
+            vec![(0.0, 1.0), (1.0, 2.0), (2.0, 4.0), (3.0, 6.0)]
+        );
+        assert_eq!(moving_average(&xs, 1)[3], (3.0, 7.0));
+        assert!(moving_average(&[], 3).is_empty());
+    }
+
+    #[test]
+    fn every_default_task_has_its_own_budget() {
+        for t in DEFAULT_TASKS {
+            assert!(BUDGETS.iter().any(|(b, _)| b == t), "{t}");
+        }
+        for (t, _) in BUDGETS {
+            benchmarks::tasks::by_name(t, &serde_json::json!({})).unwrap();
+        }
+    }
 }
