@@ -103,7 +103,7 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
         let task = benchmarks::tasks::by_name(task_name, &task_options(given)?)?;
         let budget = iterations(a, task_name);
         let mut results: Vec<RunResult> = Vec::new();
-        let mut missing: Vec<String> = Vec::new();
+        let mut missing: Vec<(String, u64)> = Vec::new();
         let mut failed: Vec<String> = Vec::new();
         for file in &files {
             let stem = file
@@ -126,7 +126,7 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
                 }
                 match run_one(a, &task, budget, &stem, &text, seed, &dir, o)? {
                     Outcome::Done(r) => results.push(r),
-                    Outcome::Missing => missing.push(format!("{stem} seed {seed}")),
+                    Outcome::Missing => missing.push((stem.clone(), seed)),
                     Outcome::Failed(why) => failed.push(format!("{stem} seed {seed}: {why}")),
                 }
             }
@@ -137,7 +137,7 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
                 "\nNot finished ({} of {}): {}.\n",
                 missing.len(),
                 crate::plural(missing.len() + results.len() + failed.len(), "run"),
-                missing.join(", ")
+                by_network(&missing)
             );
         }
         if !failed.is_empty() {
@@ -329,6 +329,25 @@ fn run_one(
         metric,
         curve,
     }))
+}
+
+/// `net (seeds 0, 1), other (seed 2)`: runs grouped by network, in first-seen order.
+fn by_network(runs: &[(String, u64)]) -> String {
+    let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+    for (net, seed) in runs {
+        match groups.iter_mut().find(|(n, _)| n == net) {
+            Some((_, seeds)) => seeds.push(seed.to_string()),
+            None => groups.push((net, vec![seed.to_string()])),
+        }
+    }
+    groups
+        .iter()
+        .map(|(net, seeds)| {
+            let word = if seeds.len() == 1 { "seed" } else { "seeds" };
+            format!("{net} ({word} {})", seeds.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Mean and sample standard deviation.
@@ -590,6 +609,16 @@ mod tests {
         );
         assert_eq!(moving_average(&xs, 1)[3], (3.0, 7.0));
         assert!(moving_average(&[], 3).is_empty());
+    }
+
+    #[test]
+    fn unfinished_runs_are_grouped_by_network() {
+        let runs = [
+            ("a".to_string(), 0),
+            ("b".to_string(), 2),
+            ("a".to_string(), 1),
+        ];
+        assert_eq!(by_network(&runs), "a (seeds 0, 1), b (seed 2)");
     }
 
     #[test]

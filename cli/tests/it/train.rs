@@ -507,7 +507,7 @@ fn compare_records_failed_runs_and_reports_without_training() {
     report.expect_code(0);
     let results = read(&dir.path().join("cmp/RESULTS.md"));
     assert!(
-        results.contains("Not finished (1 of 3 runs): hebb seed 0."),
+        results.contains("Not finished (1 of 3 runs): hebb (seed 0)."),
         "{results}"
     );
     assert!(results.contains("| lif_static | "), "{results}");
