@@ -77,7 +77,7 @@ pub enum Command {
     /// Meta-train several networks on several tasks with several seeds and tabulate the
     /// held-out results (the plasticity-rule comparison).
     #[command(
-        after_help = "Each network (default: every file of rules/comparison) is resized to each task's inputs and\nchoices and trained like `ruleopt train` into OUT/TASK/NETWORK/seed-S/. OUT/RESULTS.md gets one\ntable per task (held-out metric, mean ± sd over seeds, training time), OUT/TASK-training.svg\nand OUT/TASK-within-episode.svg the curves. Finished runs are kept and stopped ones resumed, so\nthe command can be interrupted and run again; --report-only tabulates the finished runs alone.\n\nBudget: every network gets the same iterations on a task (lr 0.01, 16 episodes each): cue-reward 600,\nt-maze 60, evidence 150, evidence-reversal 60, one-shot 600, regression 600, any other task 100;\n--iterations sets one number for all.\n\nExamples:\n  ruleopt compare\n  ruleopt compare --task cue-reward --seeds 3 --iterations 2000\n  ruleopt compare rules/comparison/backpropamine.rule rules/comparison/lif_static.rule --task t-maze \\\n      --task-options 't-maze={\"trials\": 20}'"
+        after_help = "Each network (default: every file of rules/comparison) is resized to each task's inputs and\nchoices and trained like `ruleopt train` into OUT/TASK/NETWORK/seed-S/. OUT/RESULTS.md gets one\ntable per task (held-out metric, mean ± sd over seeds, training time), OUT/TASK-training.svg\nand OUT/TASK-within-episode.svg the curves. Finished runs are kept and stopped ones resumed, so\nthe command can be interrupted and run again; --report-only tabulates the finished runs alone.\n\nBudget: every network gets the same iterations on a task (lr 0.01, 16 episodes each): cue-reward 600,\nt-maze 60, evidence 150, evidence-reversal 60, one-shot 600, regression 600, any other task 100;\n--iterations sets one number for all.\n\nExamples:\n  ruleopt compare --report benchmarks/comparison      (the whole table, as in the repository)\n  ruleopt compare --task cue-reward --seeds 3 --iterations 2000\n  ruleopt compare rules/comparison/backpropamine.rule rules/comparison/lif_static.rule --task t-maze \\\n      --task-options 't-maze={\"trials\": 20}'"
     )]
     Compare(CompareArgs),
     /// Discover rules: evolve formulas for the holes `?f(...)` of a rule (tuning their
@@ -434,9 +434,13 @@ pub struct CompareArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: Option<u32>,
-    /// The output directory.
+    /// The output directory: one directory per run, and the report unless --report.
     #[arg(long, value_name = "DIR", default_value = "runs/compare")]
     pub out: PathBuf,
+    /// Where the report goes (RESULTS.md and the plots), e.g. benchmarks/comparison
+    /// (default: OUT).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     /// Stop each run after this many minutes (it is resumed by the next `compare` with
     /// the same settings).
     #[arg(long, value_name = "MINUTES")]

@@ -5,8 +5,11 @@
 //! Layout of the output directory: `TASK/NETWORK/seed-S/` is one `ruleopt train` run
 //! (its `network.rule` is the network resized to the task's inputs and choices, the
 //! exact text trained); `RESULTS.md` holds the tables, `TASK-training.svg` and
-//! `TASK-within-episode.svg` the curves. A run that finished is not run again, one that
-//! stopped is resumed from its checkpoint: the command can be interrupted and repeated.
+//! `TASK-within-episode.svg` the curves (these three in `--report DIR` if given, e.g.
+//! benchmarks/comparison). A run that finished is not run again, one that stopped is
+//! resumed from its checkpoint, one whose training failed is listed with its reason:
+//! the command can be interrupted and repeated, and `--report-only` tabulates what has
+//! finished.
 
 use crate::args::CompareArgs;
 use crate::load::Session;
@@ -89,6 +92,11 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
     } else {
         a.tasks.clone()
     };
+    let report_dir = a.report.as_ref().unwrap_or(&a.out);
+    std::fs::create_dir_all(report_dir).map_err(|source| Error::Write {
+        path: report_dir.display().to_string(),
+        source,
+    })?;
     let mut report = String::from("# Plasticity-rule comparison\n\n");
     report += &format!(
         "`ruleopt compare` with {} seeds, iterations of {} episodes, lr {}; metric on {} held-out episodes per run (mean ± sd over seeds); training time per run (one `ruleopt train` run, on the threads it was given).\n",
@@ -153,26 +161,26 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
             continue;
         }
         let metric = task.metric_name().to_string();
+        let training = format!("{task_name}-training.svg");
         write_atomic(
-            &a.out.join(format!("{task_name}-training.svg")),
+            &report_dir.join(&training),
             training_svg(task_name, &metric, &results)?.as_bytes(),
         )?;
+        report += &format!("\n![{task_name}: meta-training]({training})\n");
         if results.iter().any(|r| !r.curve.is_empty()) {
+            let within = format!("{task_name}-within-episode.svg");
             write_atomic(
-                &a.out.join(format!("{task_name}-within-episode.svg")),
+                &report_dir.join(&within),
                 within_svg(task_name, &results)?.as_bytes(),
             )?;
+            report += &format!("\n![{task_name}: within-episode learning]({within})\n");
         }
     }
-    std::fs::create_dir_all(&a.out).map_err(|source| Error::Write {
-        path: a.out.display().to_string(),
-        source,
-    })?;
-    write_atomic(&a.out.join("RESULTS.md"), report.as_bytes())?;
+    write_atomic(&report_dir.join("RESULTS.md"), report.as_bytes())?;
     writeln!(
         o.out,
         "{report}\nwrote {}",
-        a.out.join("RESULTS.md").display()
+        report_dir.join("RESULTS.md").display()
     )
     .map_err(Error::Output)
 }

@@ -502,10 +502,15 @@ fn compare_records_failed_runs_and_reports_without_training() {
             &lif.display().to_string(),
             &hebb.display().to_string(),
         ],
-        &["--report-only"],
+        &["--report-only", "--report", "rep"],
     ));
     report.expect_code(0);
-    let results = read(&dir.path().join("cmp/RESULTS.md"));
+    assert!(read(&dir.path().join("rep/t-maze-training.svg")).contains("lif_static"));
+    let results = read(&dir.path().join("rep/RESULTS.md"));
+    assert!(
+        results.contains("![t-maze: meta-training](t-maze-training.svg)"),
+        "{results}"
+    );
     assert!(
         results.contains("Not finished (1 of 3 runs): hebb (seed 0)."),
         "{results}"
