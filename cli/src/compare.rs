@@ -24,14 +24,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_NETWORKS: &str = "rules/comparison";
 
 /// The tasks compared by default: the online-learning suite.
-pub const DEFAULT_TASKS: &[&str] = &[
-    "cue-reward",
-    "t-maze",
-    "evidence",
-    "evidence-reversal",
-    "one-shot",
-    "regression",
-];
+pub const DEFAULT_TASKS: &[&str] = benchmarks::tasks::ONLINE;
 
 /// Outer-loop iterations per run on each task, the same for every network: about 1.5-3
 /// minutes of one core for a 100-neuron network (so that the whole table, 14 networks x

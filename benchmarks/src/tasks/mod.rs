@@ -38,19 +38,26 @@ use lang::ir::{Module, VarId};
 use search::train::TrainError;
 use serde_json::Value;
 
-/// The names `--task` accepts.
-pub const TASKS: &[&str] = &[
-    "w1",
+/// The online-learning suite (the plasticity-rule comparison's tasks).
+pub const ONLINE: &[&str] = &[
     "cue-reward",
     "t-maze",
     "evidence",
     "evidence-reversal",
     "one-shot",
     "regression",
-    "reward-driven",
-    "error-driven",
-    "oja-pca",
 ];
+
+/// The rule-rediscovery tasks (`ruleopt bench rediscover`).
+pub const REDISCOVERY: &[&str] = &["reward-driven", "error-driven", "oja-pca"];
+
+/// The names `--task` accepts: `w1`, the online-learning suite, the rediscovery tasks.
+pub fn names() -> Vec<&'static str> {
+    std::iter::once("w1")
+        .chain(ONLINE.iter().copied())
+        .chain(REDISCOVERY.iter().copied())
+        .collect()
+}
 
 /// The task named `name` with `options`.
 pub fn by_name(name: &str, options: &Value) -> Result<EnvTask, TrainError> {
@@ -66,8 +73,9 @@ pub fn by_name(name: &str, options: &Value) -> Result<EnvTask, TrainError> {
         "error-driven" => error_driven::ErrorDriven::task(options),
         "oja-pca" => oja_pca::OjaPca::task(options),
         _ => {
-            let mut msg = format!("unknown task `{name}`; the tasks are {}", TASKS.join(", "));
-            if let Some(h) = lang::diag::did_you_mean(name, TASKS.iter().copied()) {
+            let names = names();
+            let mut msg = format!("unknown task `{name}`; the tasks are {}", names.join(", "));
+            if let Some(h) = lang::diag::did_you_mean(name, names.iter().copied()) {
                 msg = format!("{msg} ({h})");
             }
             Err(TrainError::Task(msg))

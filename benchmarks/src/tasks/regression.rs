@@ -624,7 +624,7 @@ mod tests {
     /// option it does not know.
     #[test]
     fn the_tasks_are_known_by_name_and_check_their_options() {
-        use super::super::{by_name, TASKS};
+        use super::super::{by_name, names};
         let expect = [
             ("t-maze", 8000, 20, 2, "reward"),
             ("evidence", 8880, 60, 2, "accuracy"),
@@ -636,7 +636,7 @@ mod tests {
             ("oja-pca", 2010, 10, 1, "alignment"),
         ];
         for (name, steps, channels, classes, metric) in expect {
-            assert!(TASKS.contains(&name), "{name}");
+            assert!(names().contains(&name), "{name}");
             let t = by_name(name, &Value::Null).unwrap();
             assert_eq!(t.name, name);
             assert_eq!(t.steps, steps, "{name}");
