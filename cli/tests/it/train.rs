@@ -520,6 +520,84 @@ fn compare_records_failed_runs_and_reports_without_training() {
     assert!(!report.stderr.contains("training `"), "{}", report.stderr);
 }
 
+/// Every comparison network trains on every task of the online suite (shortened
+/// episodes, one iteration), so that the long comparison cannot stop on a network that
+/// does not fit a task: `compare` reports no failed and no missing run.
+#[test]
+fn every_comparison_network_trains_on_every_online_task() {
+    let dir = TempDir::fresh();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let short = [
+        ("cue-reward", r#"{"trials": 2, "window": 3}"#),
+        ("t-maze", r#"{"trials": 2, "window": 3}"#),
+        (
+            "evidence",
+            r#"{"trials": 1, "cues": 1, "cue": 3, "gap": 1, "delay": 2, "recall": 3, "feedback": 2}"#,
+        ),
+        (
+            "evidence-reversal",
+            r#"{"trials": 2, "cues": 1, "cue": 3, "gap": 1, "delay": 2, "recall": 3, "feedback": 2}"#,
+        ),
+        ("one-shot", r#"{"ways": 2, "queries": 2, "window": 3}"#),
+        (
+            "regression",
+            r#"{"examples": 2, "queries": 2, "window": 3}"#,
+        ),
+    ];
+    let mut a: Vec<String> = vec![
+        "compare".into(),
+        repo.join("rules/comparison").display().to_string(),
+    ];
+    for (task, options) in short {
+        a.extend(["--task".into(), task.to_string()]);
+        a.extend(["--task-options".into(), format!("{task}={options}")]);
+    }
+    a.extend(
+        [
+            "--seeds",
+            "1",
+            "--iterations",
+            "1",
+            "-B",
+            "1",
+            "--eval-episodes",
+            "1",
+            "--out",
+            "cmp",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let run = ruleopt(
+        dir.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    run.expect_code(0);
+    let results = read(&dir.path().join("cmp/RESULTS.md"));
+    assert!(!results.contains("Failed"), "{results}");
+    assert!(!results.contains("Not finished"), "{results}");
+    let networks = std::fs::read_dir(repo.join("rules/comparison"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "rule")
+        })
+        .count();
+    assert!(networks >= 10, "{networks}");
+    for (task, _) in short {
+        let section = &results[results.find(&format!("## {task}\n")).unwrap()..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+        assert_eq!(
+            section.matches(" | 1 | 1 | ").count(),
+            networks,
+            "{task}: {section}"
+        );
+    }
+}
+
 /// `--max-minutes` stops a run early, checkpointed; `--resume` finishes it.
 #[test]
 fn a_time_budget_stops_a_run_that_resume_finishes() {
