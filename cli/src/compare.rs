@@ -497,6 +497,14 @@ pub(crate) fn chart_svg(
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
+            // Every x here counts something (iterations, trials, generations, nodes).
+            .x_label_formatter(&|x| {
+                if x1 - x0 >= 5.0 {
+                    format!("{x:.0}")
+                } else {
+                    format!("{x:.1}")
+                }
+            })
             .draw()
             .map_err(plot_err)?;
         for (i, s) in series.iter().enumerate() {
