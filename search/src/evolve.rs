@@ -315,50 +315,24 @@ impl Default for SearchConfig {
 impl SearchConfig {
     /// Checks every field; errors name it.
     pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |field, msg: &str| {
-            Err(TrainError::Config {
-                field,
-                msg: msg.to_string(),
-            })
-        };
-        if self.strategy.population() == 0 {
-            return bad("population", "must be at least 1");
-        }
-        if self.strategy.lambda() == 0 {
-            return bad("lambda", "must be at least 1");
-        }
-        if self.strategy.tournament() == 0 {
-            return bad("tournament", "must be at least 1");
-        }
-        if self.islands == 0 {
-            return bad("islands", "must be at least 1");
-        }
+        use crate::train::check::{at_least_one, fail, positive, unit};
+        at_least_one("population", self.strategy.population())?;
+        at_least_one("lambda", self.strategy.lambda())?;
+        at_least_one("tournament", self.strategy.tournament())?;
+        at_least_one("islands", self.islands)?;
         if self.ops.ops.is_empty() {
-            return bad("ops", "needs at least one operator");
+            fail("ops", "needs at least one operator")?;
         }
         if self.limits.max_size == 0 || self.limits.max_depth == 0 {
-            return bad("max_size", "size and depth limits must be at least 1");
+            fail("max_size", "size and depth limits must be at least 1")?;
         }
-        if !(0.0..=1.0).contains(&self.const_prob) {
-            return bad("const_prob", "must be in [0, 1]");
-        }
-        if !(0.0..=1.0).contains(&self.crossover) {
-            return bad("crossover", "must be in [0, 1]");
-        }
-        if let Some(h) = self.hurdle {
-            if !(0.0..=1.0).contains(&h) {
-                return bad("hurdle", "must be a quantile in [0, 1]");
-            }
-        }
-        if let Some(m) = self.max_seconds {
-            if !(m.is_finite() && m > 0.0) {
-                return bad("max_seconds", "must be a positive number");
-            }
-        }
-        if self.hall_of_fame == 0 {
-            return bad("hall_of_fame", "must be at least 1");
-        }
-        Ok(())
+        unit("const_prob", self.const_prob, "a probability")?;
+        unit("crossover", self.crossover, "a probability")?;
+        self.hurdle
+            .map_or(Ok(()), |h| unit("hurdle", h, "a quantile"))?;
+        self.max_seconds
+            .map_or(Ok(()), |m| positive("max_seconds", m))?;
+        at_least_one("hall_of_fame", self.hall_of_fame)
     }
 
     /// What a resumed run must share (all but the limits).

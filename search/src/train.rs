@@ -112,6 +112,56 @@ pub trait Task: Sync {
     fn score(&self, batch: &Self::Batch, accs: &[Self::Acc]) -> Score;
 }
 
+/// Range checks of configuration fields: each names the field it rejects
+/// ([`TrainError::Config`]).
+pub(crate) mod check {
+    use super::TrainError;
+
+    fn bad(field: &'static str, msg: &str) -> Result<(), TrainError> {
+        Err(TrainError::Config {
+            field,
+            msg: msg.to_string(),
+        })
+    }
+
+    /// `n >= 1`.
+    pub fn at_least_one(field: &'static str, n: usize) -> Result<(), TrainError> {
+        if n == 0 {
+            return bad(field, "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// A finite `x > 0`.
+    pub fn positive(field: &'static str, x: f64) -> Result<(), TrainError> {
+        if !(x.is_finite() && x > 0.0) {
+            return bad(field, "must be a positive number");
+        }
+        Ok(())
+    }
+
+    /// `x` in `[0, 1)`.
+    pub fn unit_open(field: &'static str, x: f64) -> Result<(), TrainError> {
+        if !(0.0..1.0).contains(&x) {
+            return bad(field, "must be in [0, 1)");
+        }
+        Ok(())
+    }
+
+    /// `x` in `[0, 1]`; `what` says what it is (e.g. "a probability").
+    pub fn unit(field: &'static str, x: f64, what: &str) -> Result<(), TrainError> {
+        if !(0.0..=1.0).contains(&x) {
+            return bad(field, &format!("must be {what} in [0, 1]"));
+        }
+        Ok(())
+    }
+
+    /// A rejection with its own message.
+    pub fn fail(field: &'static str, msg: &str) -> Result<(), TrainError> {
+        bad(field, msg)
+    }
+}
+
 /// The optimiser and the run's shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
@@ -161,38 +211,17 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     fn validate(&self) -> Result<(), TrainError> {
-        let bad = |field, msg: &str| {
-            Err(TrainError::Config {
-                field,
-                msg: msg.to_string(),
-            })
-        };
-        if self.batch == 0 {
-            return bad("batch", "must be at least 1");
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad("lr", "must be a positive number");
-        }
-        if !(0.0..1.0).contains(&self.betas.0) || !(0.0..1.0).contains(&self.betas.1) {
-            return bad("betas", "must be in [0, 1)");
-        }
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return bad("eps", "must be a positive number");
-        }
-        if let Some(c) = self.clip {
-            if !(c.is_finite() && c > 0.0) {
-                return bad("clip", "must be a positive number");
-            }
-        }
-        if let Some(m) = self.max_seconds {
-            if !(m.is_finite() && m > 0.0) {
-                return bad("max_seconds", "must be a positive number");
-            }
-        }
-        if self.checkpoint == Some(0) {
-            return bad("checkpoint", "must be at least 1");
-        }
-        Ok(())
+        use check::{at_least_one, positive, unit_open};
+        at_least_one("batch", self.batch)?;
+        positive("lr", self.lr)?;
+        unit_open("betas", self.betas.0)?;
+        unit_open("betas", self.betas.1)?;
+        positive("eps", self.eps)?;
+        self.clip.map_or(Ok(()), |c| positive("clip", c))?;
+        self.max_seconds
+            .map_or(Ok(()), |m| positive("max_seconds", m))?;
+        self.checkpoint
+            .map_or(Ok(()), |k| at_least_one("checkpoint", k))
     }
 
     /// The fields a resumed run must share with the checkpoint (all but `iterations`).
