@@ -26,7 +26,7 @@ Memories f:
   decayed - counts weighted as a leaky memory with tau 50 ms holds them at the go window
             (cue A x 0.51, cue B x 0.72, plus 0.26 x the previous trial's memory)
 
-Run: `python3 cue-ceiling.py` (numpy; ~1 min): prints the table and per-trial curves
+Run: `python3 benchmarks/cue_ceiling.py` (numpy; ~1 min): prints the table and per-trial curves
 of cue-results.md.
 """
 import numpy as np
