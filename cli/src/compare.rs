@@ -26,10 +26,11 @@ pub const DEFAULT_NETWORKS: &str = "rules/comparison";
 /// The tasks compared by default: the online-learning suite.
 pub const DEFAULT_TASKS: &[&str] = benchmarks::tasks::ONLINE;
 
-/// Outer-loop iterations per run on each task, the same for every network: about 1.5-3
-/// minutes of one core for a 100-neuron network (so that the whole table, 14 networks x
-/// 6 tasks x 3 seeds, is about a day of one core), and enough for the networks that
-/// learn a task to show it (benchmarks/RESULTS.md, "Online learning").
+/// Outer-loop iterations per run on each task, the same for every network: 0.5-5
+/// minutes of one core for a 100-neuron network (the recurrent plastic rules are the
+/// slow ones), so that the whole table, 14 networks x 6 tasks x 3 seeds, is about ten
+/// hours of one core; and enough for the networks that learn a task to show it
+/// (benchmarks/RESULTS.md, "Online learning").
 pub const BUDGETS: &[(&str, u32)] = &[
     ("cue-reward", 600),
     ("t-maze", 60),
