@@ -363,6 +363,10 @@ pub struct TrainArgs {
     /// Do not clip the gradient.
     #[arg(long)]
     pub no_clip: bool,
+    /// Iterations in a row whose loss or gradient is not finite that are skipped (no
+    /// update) before the run fails; 0: fail at the first.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_skips: u32,
     /// Seed of the initial parameters and of every batch of episodes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -428,6 +432,10 @@ pub struct CompareArgs {
     /// Held-out episodes each run is evaluated on.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub eval_episodes: u32,
+    /// Iterations in a row whose loss or gradient is not finite that are skipped (no
+    /// update) before a run fails; 0: fail at the first.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_skips: u32,
     /// Element type of the compiled kernels.
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,

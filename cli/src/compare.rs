@@ -299,6 +299,7 @@ fn run_one(
         seed,
         precision: a.precision.into(),
         max_seconds: a.max_minutes.map(|m| m * 60.0),
+        max_skips: a.max_skips as usize,
         ..TrainConfig::default()
     };
     let outcome = Run {

@@ -48,6 +48,7 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
         checkpoint: a.checkpoint.map(|k| k as usize),
         memory_budget: a.memory_budget,
         max_seconds: a.max_minutes.map(|m| m * 60.0),
+        max_skips: a.max_skips as usize,
         ..TrainConfig::default()
     };
     let dir = a
@@ -136,8 +137,15 @@ impl Run<'_> {
         let mut notes: Vec<String> = Vec::new();
         let result = trainer.run(dir, resume, &mut |rec: &IterLog| {
             let msg = format!(
-                "loss {:.4}  {metric} {:.3}  |grad| {:.3}",
-                rec.score.loss, rec.score.metric, rec.grad_norm
+                "loss {:.4}  {metric} {:.3}  |grad| {:.3}{}",
+                rec.score.loss,
+                rec.score.metric,
+                rec.grad_norm,
+                if rec.skipped {
+                    "  (not finite: no update)"
+                } else {
+                    ""
+                }
             );
             bar.set_position(rec.iteration as u64 + 1);
             bar.set_message(msg.clone());
@@ -362,6 +370,21 @@ pub(crate) fn task_options(arg: Option<&str>) -> Result<serde_json::Value, Error
 
 /// Loss and metric against iteration, one panel each, and, for a task with trials, the
 /// mean reward of each trial of a held-out episode (online learning within episodes).
+/// The smallest and largest finite value of `xs`; `(0, 1)` if none is finite (a loss
+/// that was never finite still gets an axis).
+fn finite_range(xs: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = xs
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(x), hi.max(x))
+        });
+    if lo.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
 fn curves_svg(
     network: &str,
     task: &str,
@@ -395,8 +418,7 @@ fn curves_svg(
             (metric, log.iter().map(|r| r.score.metric).collect()),
         ];
         if let Some(panel) = panels.get(2) {
-            let lo = trial_curve.iter().copied().fold(0.0, f64::min);
-            let hi = trial_curve.iter().copied().fold(1.0, f64::max);
+            let (lo, hi) = finite_range(trial_curve.iter().copied().chain([0.0, 1.0]));
             let mut chart = ChartBuilder::on(panel)
                 .margin(10)
                 .x_label_area_size(35)
@@ -414,14 +436,14 @@ fn curves_svg(
                     trial_curve
                         .iter()
                         .enumerate()
+                        .filter(|(_, r)| r.is_finite())
                         .map(|(k, &r)| (k as f64 + 1.0, r)),
                     &RED,
                 ))
                 .map_err(|e| plot_err(&e))?;
         }
         for (panel, (label, ys)) in panels.iter().zip(series.iter()) {
-            let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let (lo, hi) = finite_range(ys.iter().copied());
             let pad = ((hi - lo) * 0.05).max(1e-9);
             let mut chart = ChartBuilder::on(panel)
                 .margin(10)
@@ -440,7 +462,10 @@ fn curves_svg(
                 .map_err(|e| plot_err(&e))?;
             chart
                 .draw_series(LineSeries::new(
-                    log.iter().zip(ys).map(|(r, &y)| (r.iteration as f64, y)),
+                    log.iter()
+                        .zip(ys)
+                        .filter(|(_, y)| y.is_finite())
+                        .map(|(r, &y)| (r.iteration as f64, y)),
                     &BLUE,
                 ))
                 .map_err(|e| plot_err(&e))?;
@@ -448,4 +473,19 @@ fn curves_svg(
         root.present().map_err(|e| plot_err(&e))?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::finite_range;
+
+    #[test]
+    fn the_range_of_a_plot_ignores_values_that_are_not_finite() {
+        assert_eq!(finite_range([2.0, f64::NAN, -1.0].into_iter()), (-1.0, 2.0));
+        assert_eq!(
+            finite_range([f64::NAN, f64::INFINITY].into_iter()),
+            (0.0, 1.0)
+        );
+        assert_eq!(finite_range(std::iter::empty()), (0.0, 1.0));
+    }
 }

@@ -189,6 +189,13 @@ pub struct TrainConfig {
     /// Stop (checkpointed, resumable) before an iteration that would start after this
     /// many seconds of the run.
     pub max_seconds: Option<f64>,
+    /// An iteration whose loss or gradient is not finite (exploding BPTT gradients
+    /// overflow f32) makes no update and is logged as skipped, as mixed-precision
+    /// trainers do; the run fails when more than this many iterations in a row are
+    /// skipped (0: at the first). It decides only whether a run stops: every value up
+    /// to then is the same whatever it is, so it is not part of the checkpoint's
+    /// fingerprint.
+    pub max_skips: usize,
 }
 
 impl Default for TrainConfig {
@@ -205,6 +212,7 @@ impl Default for TrainConfig {
             checkpoint: None,
             memory_budget: 1 << 30,
             max_seconds: None,
+            max_skips: 3,
         }
     }
 }
@@ -245,6 +253,8 @@ pub struct IterLog {
     pub grad_norm: f64,
     /// Seconds the iteration took (forward, backward and update).
     pub seconds: f64,
+    /// The loss or the gradient was not finite: no update was made.
+    pub skipped: bool,
 }
 
 impl IterLog {
@@ -253,6 +263,9 @@ impl IterLog {
             "iteration": self.iteration, "loss": self.score.loss, metric: self.score.metric,
             "grad_norm": self.grad_norm, "seconds": self.seconds,
         });
+        if self.skipped {
+            v["skipped"] = json!(true);
+        }
         if !self.score.curve.is_empty() {
             v["trial_rewards"] = json!(self.score.curve);
         }
@@ -535,7 +548,7 @@ impl<'a, K: Task> Trainer<'a, K> {
             {
                 break;
             }
-            let rec = self.iterate(i, &mut moments)?;
+            let rec = self.step(i, &mut moments, trailing_skips(&log))?;
             writeln!(log_file, "{}", rec.to_json(self.task.metric_name()))
                 .and_then(|_| log_file.flush())
                 .map_err(|e| io_err(&log_path, e))?;
@@ -557,9 +570,35 @@ impl<'a, K: Task> Trainer<'a, K> {
     pub fn tune(&mut self, iterations: usize) -> Result<Vec<IterLog>, TrainError> {
         self.check_trainable()?;
         let mut moments = self.fresh_moments();
-        (0..iterations)
-            .map(|i| self.iterate(i, &mut moments))
-            .collect()
+        let mut log = Vec::with_capacity(iterations);
+        for i in 0..iterations {
+            let rec = self.step(i, &mut moments, trailing_skips(&log))?;
+            log.push(rec);
+        }
+        Ok(log)
+    }
+
+    /// Iteration `i` after `skipped` skipped iterations in a row: an error if it is
+    /// skipped too and that makes more than `max_skips`.
+    fn step(
+        &mut self,
+        i: usize,
+        moments: &mut [Moments],
+        skipped: usize,
+    ) -> Result<IterLog, TrainError> {
+        let rec = self.iterate(i, moments)?;
+        if rec.skipped && skipped + 1 > self.cfg.max_skips {
+            let in_a_row = if skipped > 0 {
+                format!(" ({} iterations in a row)", skipped + 1)
+            } else {
+                String::new()
+            };
+            return Err(TrainError::Task(format!(
+                "iteration {i}: the loss or its gradient is not finite (loss {}, gradient norm {}){in_a_row}; lower the learning rate or clip harder",
+                rec.score.loss, rec.grad_norm
+            )));
+        }
+        Ok(rec)
     }
 
     fn check_trainable(&self) -> Result<(), TrainError> {
@@ -585,16 +624,20 @@ impl<'a, K: Task> Trainer<'a, K> {
             .collect()
     }
 
-    /// Iteration `i`: the gradient of its batch, clipped, then one Adam step.
+    /// Iteration `i`: the gradient of its batch, clipped, then one Adam step; no step
+    /// (skipped) if the loss or the gradient is not finite.
     fn iterate(&mut self, i: usize, moments: &mut [Moments]) -> Result<IterLog, TrainError> {
         let t0 = Instant::now();
         let (score, mut grads) = self.gradient(i)?;
         let norm = grads.iter().flatten().map(|g| g * g).sum::<f64>().sqrt();
         if !norm.is_finite() || !score.loss.is_finite() {
-            return Err(TrainError::Task(format!(
-                "iteration {i}: the loss or its gradient is not finite (loss {}, gradient norm {norm}); lower the learning rate or clip harder",
-                score.loss
-            )));
+            return Ok(IterLog {
+                iteration: i,
+                score,
+                grad_norm: norm,
+                seconds: t0.elapsed().as_secs_f64(),
+                skipped: true,
+            });
         }
         if let Some(c) = self.cfg.clip {
             if norm > c {
@@ -607,6 +650,7 @@ impl<'a, K: Task> Trainer<'a, K> {
             score,
             grad_norm: norm,
             seconds: t0.elapsed().as_secs_f64(),
+            skipped: false,
         })
     }
 
@@ -755,7 +799,18 @@ pub fn read_log(path: &Path, upto: usize, metric: &str) -> Result<Vec<IterLog>, 
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        let num = |k: &str| v.get(k).and_then(Value::as_f64);
+        // A value that was not finite is written as `null`.
+        let num = |k: &str| {
+            v.get(k)
+                .map(|x| {
+                    if x.is_null() {
+                        Some(f64::NAN)
+                    } else {
+                        x.as_f64()
+                    }
+                })
+                .unwrap_or(None)
+        };
         let (Some(i), Some(loss), Some(metric), Some(norm), Some(secs)) = (
             v.get("iteration").and_then(Value::as_u64),
             num("loss"),
@@ -780,10 +835,16 @@ pub fn read_log(path: &Path, upto: usize, metric: &str) -> Result<Vec<IterLog>, 
                 },
                 grad_norm: norm,
                 seconds: secs,
+                skipped: v.get("skipped").and_then(Value::as_bool) == Some(true),
             });
         }
     }
     Ok(out)
+}
+
+/// How many iterations at the end of `log` were skipped, in a row.
+fn trailing_skips(log: &[IterLog]) -> usize {
+    log.iter().rev().take_while(|l| l.skipped).count()
 }
 
 /// The `i`-th seed derived from `seed`: one SplitMix64 step of `seed + (i + 1) * golden`.

@@ -430,6 +430,75 @@ fn compare_tabulates_networks_on_tasks_and_keeps_finished_runs() {
     );
 }
 
+/// A network whose readout overflows f32: the loss is not finite at every iteration.
+const BOOM: &str = "synapse S { learn w[synapse] ~ normal(0, 1); weight = w; }\n\
+     neuron Boom { input I; state y = 0; y = exp(1000 * I); output y; }\n\
+     network Boom { dt = 1 ms; input x[40]; signal reward; population out: Boom[2];\n\
+     projection p: x -> out with S(); readout out.y; }\n";
+
+/// An iteration whose loss or gradient is not finite makes no update and is logged as
+/// skipped (`null` for the values); more than `--max-skips` in a row stop the run, and
+/// a run with skipped iterations resumes.
+#[test]
+fn iterations_that_are_not_finite_are_skipped_up_to_a_limit() {
+    let dir = TempDir::fresh();
+    std::fs::write(dir.path().join("boom.rule"), BOOM).unwrap();
+    let train = |out: &str, iterations: &str, skips: &str, resume: bool| {
+        let mut a = vec![
+            "train",
+            "boom.rule",
+            "--task",
+            "t-maze",
+            "--task-options",
+            r#"{"trials": 2, "window": 3}"#,
+            "--iterations",
+            iterations,
+            "-B",
+            "1",
+            "--eval-episodes",
+            "1",
+            "--max-skips",
+            skips,
+            "--out",
+            out,
+        ];
+        if resume {
+            a.push("--resume");
+        }
+        ruleopt(dir.path(), &a)
+    };
+    let ok = train("a", "2", "3", false);
+    ok.expect_code(0);
+    let log = read(&dir.path().join("a/log.jsonl"));
+    assert_eq!(log.lines().count(), 2, "{log}");
+    for line in log.lines() {
+        assert!(line.contains(r#""skipped":true"#), "{line}");
+        assert!(line.contains(r#""loss":null"#), "{line}");
+    }
+    // Resumed: the skipped iterations are read back, and the fourth in a row is too many.
+    let more = train("a", "5", "3", true);
+    more.expect_code(1);
+    assert!(
+        more.stderr
+            .contains("iteration 3: the loss or its gradient is not finite")
+            && more.stderr.contains("(4 iterations in a row)"),
+        "{}",
+        more.stderr
+    );
+    assert_eq!(read(&dir.path().join("a/log.jsonl")).lines().count(), 3);
+    // No skips allowed: the first fails.
+    let strict = train("b", "2", "0", false);
+    strict.expect_code(1);
+    assert!(
+        strict
+            .stderr
+            .contains("iteration 0: the loss or its gradient is not finite")
+            && !strict.stderr.contains("in a row"),
+        "{}",
+        strict.stderr
+    );
+}
+
 /// `ruleopt compare`: a run whose training fails is reported with its reason and kept
 /// failed while the others go on; `--report-only` trains nothing and lists what has not
 /// finished.
@@ -437,15 +506,7 @@ fn compare_tabulates_networks_on_tasks_and_keeps_finished_runs() {
 fn compare_records_failed_runs_and_reports_without_training() {
     let dir = TempDir::fresh();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // Its readout overflows f32: the loss is not finite at the first iteration.
-    std::fs::write(
-        dir.path().join("boom.rule"),
-        "synapse S { learn w[synapse] ~ normal(0, 1); weight = w; }\n\
-         neuron Boom { input I; state y = 0; y = exp(1000 * I); output y; }\n\
-         network Boom { dt = 1 ms; input x[40]; signal reward; population out: Boom[2];\n\
-         projection p: x -> out with S(); readout out.y; }\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("boom.rule"), BOOM).unwrap();
     let lif = repo.join("rules/comparison/lif_static.rule");
     let hebb = repo.join("rules/comparison/hebb.rule");
     let args = |nets: &[&str], extra: &[&str]| -> Vec<String> {
@@ -465,6 +526,8 @@ fn compare_records_failed_runs_and_reports_without_training() {
                 "2",
                 "--eval-episodes",
                 "2",
+                "--max-skips",
+                "0",
                 "--out",
                 "cmp",
             ]
