@@ -67,51 +67,37 @@ def memories(rng, C, shown, kind):
         out.append(f)
     return np.array(out)
 
+def episode_rewards(rng, kind, k, post='unit'):
+    """One episode of the learner with bias gain k (or 'oracle'): the reward per trial."""
+    C, target, shown = episode(rng)
+    F = memories(rng, C, shown, kind)
+    if k == 'oracle':
+        # the memory of every cue pair, averaged: the episode's mean memory
+        mean = np.mean([memories(rng, C, [(a, b)], kind)[0] for a in range(4) for b in range(4) if a != b], 0)
+        F, kk = F - mean, 0.0
+    else:
+        kk = k * np.mean(F @ F.T)   # gain relative to the memories' typical overlap
+    w, b, R = np.zeros(F.shape[1]), 0.0, []
+    for t, f in enumerate(F):
+        d = w @ f + b + 1e-9 * rng.standard_normal()
+        choice = 1 if d > 0 else -1
+        label = 1 if target in shown[t] else -1
+        r = 1 if choice == label else -1
+        R.append(r)
+        g = label if post == 'unit' else r * d + (1e-3 * label if t == 0 else 0)
+        w += g * f
+        b -= g * kk
+    return R
+
 def learner(kind, k, post='unit', episodes=500, seed=0):
+    """Mean reward over trials 11-20."""
     rng = np.random.default_rng(seed)
-    res = []
-    for _ in range(episodes):
-        C, target, shown = episode(rng)
-        F = memories(rng, C, shown, kind)
-        if k == 'oracle':
-            # the memory of every cue pair, averaged: the episode's mean memory
-            mean = np.mean([memories(rng, C, [(a, b)], kind)[0] for a in range(4) for b in range(4) if a != b], 0)
-            F, kk = F - mean, 0.0
-        else:
-            kk = k * np.mean(F @ F.T)   # gain relative to the memories' typical overlap
-        w, b, R = np.zeros(F.shape[1]), 0.0, []
-        for t, f in enumerate(F):
-            d = w @ f + b + 1e-9 * rng.standard_normal()
-            choice = 1 if d > 0 else -1
-            label = 1 if target in shown[t] else -1
-            r = 1 if choice == label else -1
-            R.append(r)
-            g = label if post == 'unit' else r * d + (1e-3 * label if t == 0 else 0)
-            w += g * f
-            b -= g * kk
-        res.append(np.mean(R[10:]))
-    return np.mean(res)
+    return np.mean([np.mean(episode_rewards(rng, kind, k, post)[10:]) for _ in range(episodes)])
 
 def curve(kind, k, episodes=400, seed=0):
     """Mean reward per trial (1..20) of the learner with bias gain k (or 'oracle')."""
     rng = np.random.default_rng(seed)
-    R = np.zeros(20)
-    for _ in range(episodes):
-        C, target, shown = episode(rng)
-        F = memories(rng, C, shown, kind)
-        if k == 'oracle':
-            mean = np.mean([memories(rng, C, [(a, b)], kind)[0] for a in range(4) for b in range(4) if a != b], 0)
-            F, kk = F - mean, 0.0
-        else:
-            kk = k * np.mean(F @ F.T)
-        w, b = np.zeros(F.shape[1]), 0.0
-        for t, f in enumerate(F):
-            d = w @ f + b + 1e-9 * rng.standard_normal()
-            label = 1 if target in shown[t] else -1
-            R[t] += 1 if (d > 0) == (label > 0) else -1
-            w += label * f
-            b -= label * kk
-    return R / episodes
+    return np.mean([episode_rewards(rng, kind, k) for _ in range(episodes)], 0)
 
 if __name__ == '__main__':
     print('| memory | no bias | best constant bias (k) | oracle centring | oracle centring, post factor = readout value |')
