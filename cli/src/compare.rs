@@ -133,7 +133,13 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
                 }
             }
         }
-        report += &table(&task, budget, &results);
+        if results.is_empty() {
+            report += &format!(
+                "\n## {task_name}\n\nBudget: {budget} iterations per run. No run has finished yet.\n"
+            );
+        } else {
+            report += &table(&task, budget, &results);
+        }
         if !missing.is_empty() {
             report += &format!(
                 "\nNot finished ({} of {}): {}.\n",
