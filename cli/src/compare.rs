@@ -458,6 +458,21 @@ pub(crate) struct Series {
     pub dots: bool,
 }
 
+/// The smallest and largest finite value of `xs`; `(0, 1)` if none is finite (a loss
+/// that was never finite still gets an axis).
+pub(crate) fn finite_range(xs: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = xs
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(x), hi.max(x))
+        });
+    if lo.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
 /// One chart of several series, as SVG text.
 pub(crate) fn chart_svg(
     title: &str,
@@ -465,22 +480,14 @@ pub(crate) fn chart_svg(
     y_desc: &str,
     series: &[Series],
 ) -> Result<String, Error> {
-    let pts = series.iter().flat_map(|s| s.points.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-    );
-    for &(x, y) in pts.filter(|(x, y)| x.is_finite() && y.is_finite()) {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    if !x0.is_finite() {
-        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-    }
+    let pts = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+    };
+    let (x0, x1) = finite_range(pts().map(|(x, _)| x));
+    let (y0, y1) = finite_range(pts().map(|(_, y)| y));
     let pad = ((y1 - y0) * 0.05).max(1e-6);
     let xpad = if series.iter().any(|s| s.dots) {
         ((x1 - x0) * 0.05).max(0.5)
@@ -646,5 +653,15 @@ mod tests {
         for (t, _) in BUDGETS {
             benchmarks::tasks::by_name(t, &serde_json::json!({})).unwrap();
         }
+    }
+
+    #[test]
+    fn the_range_of_a_plot_ignores_values_that_are_not_finite() {
+        assert_eq!(finite_range([2.0, f64::NAN, -1.0].into_iter()), (-1.0, 2.0));
+        assert_eq!(
+            finite_range([f64::NAN, f64::INFINITY].into_iter()),
+            (0.0, 1.0)
+        );
+        assert_eq!(finite_range(std::iter::empty()), (0.0, 1.0));
     }
 }

@@ -2,6 +2,7 @@
 //! crate, with a progress bar, and the learned network written back as rule text.
 
 use crate::args::TrainArgs;
+use crate::compare::finite_range;
 use crate::load::{Origin, Session};
 use crate::{Error, Output};
 use benchmarks::tasks::env::EnvTask;
@@ -370,21 +371,6 @@ pub(crate) fn task_options(arg: Option<&str>) -> Result<serde_json::Value, Error
 
 /// Loss and metric against iteration, one panel each, and, for a task with trials, the
 /// mean reward of each trial of a held-out episode (online learning within episodes).
-/// The smallest and largest finite value of `xs`; `(0, 1)` if none is finite (a loss
-/// that was never finite still gets an axis).
-fn finite_range(xs: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = xs
-        .filter(|x| x.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-            (lo.min(x), hi.max(x))
-        });
-    if lo.is_finite() {
-        (lo, hi)
-    } else {
-        (0.0, 1.0)
-    }
-}
-
 fn curves_svg(
     network: &str,
     task: &str,
@@ -473,19 +459,4 @@ fn curves_svg(
         root.present().map_err(|e| plot_err(&e))?;
     }
     Ok(svg)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::finite_range;
-
-    #[test]
-    fn the_range_of_a_plot_ignores_values_that_are_not_finite() {
-        assert_eq!(finite_range([2.0, f64::NAN, -1.0].into_iter()), (-1.0, 2.0));
-        assert_eq!(
-            finite_range([f64::NAN, f64::INFINITY].into_iter()),
-            (0.0, 1.0)
-        );
-        assert_eq!(finite_range(std::iter::empty()), (0.0, 1.0));
-    }
 }

@@ -117,7 +117,8 @@ pub trait Task: Sync {
 pub(crate) mod check {
     use super::TrainError;
 
-    fn bad(field: &'static str, msg: &str) -> Result<(), TrainError> {
+    /// A rejection of `field` with its own message.
+    pub fn fail(field: &'static str, msg: &str) -> Result<(), TrainError> {
         Err(TrainError::Config {
             field,
             msg: msg.to_string(),
@@ -127,7 +128,7 @@ pub(crate) mod check {
     /// `n >= 1`.
     pub fn at_least_one(field: &'static str, n: usize) -> Result<(), TrainError> {
         if n == 0 {
-            return bad(field, "must be at least 1");
+            return fail(field, "must be at least 1");
         }
         Ok(())
     }
@@ -135,7 +136,7 @@ pub(crate) mod check {
     /// A finite `x > 0`.
     pub fn positive(field: &'static str, x: f64) -> Result<(), TrainError> {
         if !(x.is_finite() && x > 0.0) {
-            return bad(field, "must be a positive number");
+            return fail(field, "must be a positive number");
         }
         Ok(())
     }
@@ -143,7 +144,7 @@ pub(crate) mod check {
     /// `x` in `[0, 1)`.
     pub fn unit_open(field: &'static str, x: f64) -> Result<(), TrainError> {
         if !(0.0..1.0).contains(&x) {
-            return bad(field, "must be in [0, 1)");
+            return fail(field, "must be in [0, 1)");
         }
         Ok(())
     }
@@ -151,14 +152,9 @@ pub(crate) mod check {
     /// `x` in `[0, 1]`; `what` says what it is (e.g. "a probability").
     pub fn unit(field: &'static str, x: f64, what: &str) -> Result<(), TrainError> {
         if !(0.0..=1.0).contains(&x) {
-            return bad(field, &format!("must be {what} in [0, 1]"));
+            return fail(field, &format!("must be {what} in [0, 1]"));
         }
         Ok(())
-    }
-
-    /// A rejection with its own message.
-    pub fn fail(field: &'static str, msg: &str) -> Result<(), TrainError> {
-        bad(field, msg)
     }
 }
 
@@ -801,15 +797,13 @@ pub fn read_log(path: &Path, upto: usize, metric: &str) -> Result<Vec<IterLog>, 
         };
         // A value that was not finite is written as `null`.
         let num = |k: &str| {
-            v.get(k)
-                .map(|x| {
-                    if x.is_null() {
-                        Some(f64::NAN)
-                    } else {
-                        x.as_f64()
-                    }
-                })
-                .unwrap_or(None)
+            v.get(k).and_then(|x| {
+                if x.is_null() {
+                    Some(f64::NAN)
+                } else {
+                    x.as_f64()
+                }
+            })
         };
         let (Some(i), Some(loss), Some(metric), Some(norm), Some(secs)) = (
             v.get("iteration").and_then(Value::as_u64),

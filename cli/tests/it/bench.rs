@@ -259,9 +259,10 @@ fn w1_gradients_within_a_memory_budget() {
         "--repeats",
         "1",
     ];
+    let with =
+        |extra: &[&'static str]| -> Vec<&str> { base.iter().chain(extra).copied().collect() };
     for extra in [&["--memory-budget", "1GiB", "--json"][..], &["--json"][..]] {
-        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
-        let run = ruleopt(dir.path(), &args);
+        let run = ruleopt(dir.path(), &with(extra));
         run.expect_code(0);
         let r: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
         assert!(
@@ -273,27 +274,12 @@ fn w1_gradients_within_a_memory_budget() {
             r["order"]
         );
     }
-    let args: Vec<&str> = base
-        .iter()
-        .chain(&["--memory-budget", "1GiB", "--checkpoint", "5"])
-        .copied()
-        .collect();
-    ruleopt(dir.path(), &args).expect_code(2);
-    let run = ruleopt(
+    ruleopt(
         dir.path(),
-        &[
-            "bench",
-            "w1",
-            "--mode",
-            "grad",
-            "--n",
-            "8",
-            "--repeats",
-            "1",
-            "--memory-budget",
-            "1KiB",
-        ],
-    );
+        &with(&["--memory-budget", "1GiB", "--checkpoint", "5"]),
+    )
+    .expect_code(2);
+    let run = ruleopt(dir.path(), &with(&["--memory-budget", "1KiB"]));
     run.expect_code(1);
     assert!(
         run.stderr.contains("more than the budget of 1024"),
