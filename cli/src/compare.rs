@@ -4,8 +4,8 @@
 //!
 //! Layout of the output directory: `TASK/NETWORK/seed-S/` is one `ruleopt train` run
 //! (its `network.rule` is the network resized to the task's inputs and choices, the
-//! exact text trained); `RESULTS.md` holds the tables, `TASK-training.svg` and
-//! `TASK-within-episode.svg` the curves (these three in `--report DIR` if given, e.g.
+//! exact text trained); `RESULTS.md` holds the summary (network x task) and a table per
+//! task, `TASK-training.svg` and `TASK-within-episode.svg` the curves (these three in `--report DIR` if given, e.g.
 //! benchmarks/comparison). A run that finished is not run again, one that stopped is
 //! resumed from its checkpoint, one whose training failed is listed with its reason:
 //! the command can be interrupted and repeated, and `--report-only` tabulates what has
@@ -91,8 +91,10 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
         path: report_dir.display().to_string(),
         source,
     })?;
-    let mut report = String::from("# Plasticity-rule comparison\n\n");
-    report += &format!(
+    let mut report = String::new();
+    let mut columns: Vec<Column> = Vec::new();
+    let stems: Vec<String> = files.iter().map(|f| stem(f)).collect();
+    let settings = format!(
         "`ruleopt compare` with {} seeds, iterations of {} episodes, lr {}; metric on {} held-out episodes per run (mean ± sd over seeds); training time per run (one `ruleopt train` run, on the threads it was given).\n",
         a.seeds, a.batch, a.lr, a.eval_episodes
     );
@@ -107,16 +109,14 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
         let mut results: Vec<RunResult> = Vec::new();
         let mut missing: Vec<(String, u64)> = Vec::new();
         let mut failed: Vec<String> = Vec::new();
-        for file in &files {
-            let stem = file
-                .file_stem()
-                .map_or_else(|| "network".into(), |s| s.to_string_lossy().into_owned());
+        let mut failed_nets: Vec<String> = Vec::new();
+        for (file, stem) in files.iter().zip(&stems) {
             let text = resized(file, &task, o)?;
             for seed in 0..u64::from(a.seeds) {
                 let dir = a
                     .out
                     .join(task_name)
-                    .join(&stem)
+                    .join(stem)
                     .join(format!("seed-{seed}"));
                 if !a.report_only {
                     writeln!(
@@ -126,10 +126,13 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
                     )
                     .map_err(Error::Output)?;
                 }
-                match run_one(a, &task, budget, &stem, &text, seed, &dir, o)? {
+                match run_one(a, &task, budget, stem, &text, seed, &dir, o)? {
                     Outcome::Done(r) => results.push(r),
                     Outcome::Missing => missing.push((stem.clone(), seed)),
-                    Outcome::Failed(why) => failed.push(format!("{stem} seed {seed}: {why}")),
+                    Outcome::Failed(why) => {
+                        failed.push(format!("{stem} seed {seed}: {why}"));
+                        failed_nets.push(stem.clone());
+                    }
                 }
             }
         }
@@ -157,6 +160,7 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
                 report += &format!("- {f}\n");
             }
         }
+        columns.push(Column::new(&task, &results, failed_nets));
         if results.is_empty() {
             continue;
         }
@@ -176,6 +180,10 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
             report += &format!("\n![{task_name}: within-episode learning]({within})\n");
         }
     }
+    let report = format!(
+        "# Plasticity-rule comparison\n\n{settings}\n{}{report}",
+        summary(&stems, &columns)
+    );
     write_atomic(&report_dir.join("RESULTS.md"), report.as_bytes())?;
     writeln!(
         o.out,
@@ -183,6 +191,113 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
         report_dir.join("RESULTS.md").display()
     )
     .map_err(Error::Output)
+}
+
+/// A network's name in the tables: its file's stem.
+fn stem(file: &Path) -> String {
+    file.file_stem()
+        .map_or_else(|| "network".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// One task's column of the summary table.
+struct Column {
+    task: String,
+    metric: String,
+    higher_is_better: bool,
+    /// Per network with a finished run: mean and sd of the held-out metric, seeds.
+    cells: Vec<(String, f64, f64, usize)>,
+    /// Networks with a run that failed in training (once per failed run).
+    failed: Vec<String>,
+}
+
+impl Column {
+    fn new(task: &EnvTask, results: &[RunResult], failed: Vec<String>) -> Column {
+        let cells = networks(results)
+            .into_iter()
+            .map(|net| {
+                let xs: Vec<f64> = results
+                    .iter()
+                    .filter(|r| r.network == net)
+                    .map(|r| r.metric)
+                    .collect();
+                let (m, sd) = mean_sd(&xs);
+                (net.to_string(), m, sd, xs.len())
+            })
+            .collect();
+        Column {
+            task: task.name().to_string(),
+            metric: task.metric_name().to_string(),
+            higher_is_better: task.higher_is_better(),
+            cells,
+            failed,
+        }
+    }
+}
+
+/// The summary: one row per network (in the order given), one column per task, the
+/// held-out metric's mean ± sd over the finished seeds (their number in brackets when
+/// short of the others'), the best mean of each column in bold; `failed k` for runs
+/// that failed in training, `-` for none finished.
+fn summary(networks: &[String], columns: &[Column]) -> String {
+    if columns.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("## Summary\n\nHeld-out metric, mean ± sd over seeds (best of each task in bold; `[n]`: only n seeds finished):\n\n| network |");
+    for c in columns {
+        let better = if c.higher_is_better { "↑" } else { "↓" };
+        s += &format!(" {} {} {better} |", c.task, c.metric);
+    }
+    s += "\n|---|";
+    s += &"---|".repeat(columns.len());
+    s += "\n";
+    for net in networks {
+        s += &format!("| {net} |");
+        for c in columns {
+            let seeds = c.cells.iter().map(|x| x.3).max().unwrap_or(0);
+            let best = c
+                .cells
+                .iter()
+                .map(|x| if c.higher_is_better { -x.1 } else { x.1 })
+                .fold(f64::INFINITY, f64::min);
+            let failed = c.failed.iter().filter(|f| *f == net).count();
+            let mut cell = match c.cells.iter().find(|x| &x.0 == net) {
+                Some((_, m, sd, n)) => {
+                    let key = if c.higher_is_better { -m } else { *m };
+                    let mut t = plus_minus(*m, *sd);
+                    if key == best {
+                        t = format!("**{t}**");
+                    }
+                    if *n < seeds {
+                        t += &format!(" [{n}]");
+                    }
+                    t
+                }
+                None if failed == 0 => "-".to_string(),
+                None => String::new(),
+            };
+            if failed > 0 {
+                if !cell.is_empty() {
+                    cell += ", ";
+                }
+                cell += &format!("failed {failed}");
+            }
+            s += &format!(" {cell} |");
+        }
+        s += "\n";
+    }
+    s + "\n"
+}
+
+/// `mean ± sd`, both with the decimals that give the larger of the two three
+/// significant digits (`0.927 ± 0.010`, `30.2 ± 31.9`, `-0.0010 ± 0.0486`).
+fn plus_minus(mean: f64, sd: f64) -> String {
+    let larger = mean.abs().max(sd);
+    let digits = if larger.is_finite() && larger > 0.0 {
+        (2 - larger.log10().floor() as i32).clamp(0, 6) as usize
+    } else {
+        3
+    };
+    format!("{mean:.digits$} ± {sd:.digits$}")
 }
 
 /// The `.rule` files to compare: those given (files, or directories of them), or the
@@ -623,6 +738,55 @@ fn within_svg(task: &str, results: &[RunResult]) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_has_a_cell_per_network_and_task_and_bolds_the_best() {
+        let col =
+            |task: &str, higher: bool, cells: &[(&str, f64, f64, usize)], failed: &[&str]| Column {
+                task: task.into(),
+                metric: "m".into(),
+                higher_is_better: higher,
+                cells: cells
+                    .iter()
+                    .map(|&(n, m, sd, k)| (n.to_string(), m, sd, k))
+                    .collect(),
+                failed: failed.iter().map(|f| f.to_string()).collect(),
+            };
+        let nets: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let s = summary(
+            &nets,
+            &[
+                col(
+                    "up",
+                    true,
+                    &[("a", 0.9, 0.01, 3), ("b", 0.5, 0.1, 2)],
+                    &["b"],
+                ),
+                col(
+                    "down",
+                    false,
+                    &[("a", 30.2, 31.9, 3), ("c", 1.04, 0.178, 3)],
+                    &[],
+                ),
+            ],
+        );
+        let rows: Vec<&str> = s.lines().filter(|l| l.starts_with("| ")).collect();
+        assert_eq!(rows[0], "| network | up m ↑ | down m ↓ |", "{s}");
+        assert_eq!(rows[1], "| a | **0.900 ± 0.010** | 30.2 ± 31.9 |", "{s}");
+        assert_eq!(rows[2], "| b | 0.500 ± 0.100 [2], failed 1 | - |", "{s}");
+        assert_eq!(rows[3], "| c | - | **1.04 ± 0.18** |", "{s}");
+        assert_eq!(summary(&nets, &[]), "");
+    }
+
+    #[test]
+    fn plus_minus_gives_the_larger_three_significant_digits() {
+        assert_eq!(plus_minus(0.92712, 0.00993), "0.927 ± 0.010");
+        assert_eq!(plus_minus(30.24, 31.91), "30.2 ± 31.9");
+        assert_eq!(plus_minus(-0.00104, 0.0486), "-0.0010 ± 0.0486");
+        assert_eq!(plus_minus(5141.2, 748.0), "5141 ± 748");
+        assert_eq!(plus_minus(0.0, 0.0), "0.000 ± 0.000");
+        assert_eq!(plus_minus(f64::NAN, 0.1), "NaN ± 0.100");
+    }
 
     #[test]
     fn moving_average_trails_and_starts_short() {
