@@ -356,6 +356,17 @@ fn run_one(
 ) -> Result<Outcome, Error> {
     let file = dir.join("network.rule");
     let ck = dir.join("checkpoint.json");
+    // Held while this process looks at and trains the run; the OS releases it when the
+    // process ends, however it ends.
+    let _lock = match (!a.report_only).then(|| lock(dir)).transpose()? {
+        Some(None) => {
+            writeln!(o.err, "   being trained by another process: skipped")
+                .map_err(Error::Output)?;
+            return Ok(Outcome::Missing);
+        }
+        Some(Some(lock)) => Some(lock),
+        None => None,
+    };
     match std::fs::read_to_string(&file) {
         Ok(old) if old != text && ck.exists() && !a.report_only => {
             return Err(Error::Init(format!(
@@ -453,6 +464,29 @@ fn run_one(
         metric,
         curve,
     }))
+}
+
+/// The run's lock (`DIR/.lock`, an advisory file lock), so that several `compare`
+/// processes can share one output directory, even one task: each run is trained by
+/// one of them, the others skip it. `None` when another process holds it.
+fn lock(dir: &Path) -> Result<Option<std::fs::File>, Error> {
+    let path = dir.join(".lock");
+    let write_err = |source| Error::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(write_err)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(write_err)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(write_err(e)),
+    }
 }
 
 /// `net (seeds 0, 1), other (seed 2)`: runs grouped by network, in first-seen order.

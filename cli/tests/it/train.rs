@@ -406,11 +406,36 @@ fn compare_tabulates_networks_on_tasks_and_keeps_finished_runs() {
         "{}",
         again.stderr
     );
-    // More iterations: each run resumes from its checkpoint.
+    // A run another process is training (it holds the run's lock) is skipped and
+    // reported as not finished; the others resume from their checkpoints.
+    let held = std::fs::File::open(dir.path().join("cmp/t-maze/lif_static/seed-0/.lock")).unwrap();
+    held.try_lock().unwrap();
     let more = run("3");
     more.expect_code(0);
-    let log = read(&dir.path().join("cmp/t-maze/lif_static/seed-0/log.jsonl"));
-    assert_eq!(log.lines().count(), 3, "{log}");
+    assert!(
+        more.stderr
+            .contains("being trained by another process: skipped"),
+        "{}",
+        more.stderr
+    );
+    assert!(
+        read(&dir.path().join("cmp/RESULTS.md"))
+            .contains("Not finished (1 of 4 runs): lif_static (seed 0)."),
+        "{}",
+        read(&dir.path().join("cmp/RESULTS.md"))
+    );
+    let log = |seed: u32| {
+        read(
+            &dir.path()
+                .join(format!("cmp/t-maze/lif_static/seed-{seed}/log.jsonl")),
+        )
+    };
+    assert_eq!(log(0).lines().count(), 2);
+    assert_eq!(log(1).lines().count(), 3);
+    // Released: the next `compare` trains it.
+    drop(held);
+    run("3").expect_code(0);
+    assert_eq!(log(0).lines().count(), 3);
     // A bad option names the task.
     let bad = ruleopt(
         dir.path(),
