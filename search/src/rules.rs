@@ -165,8 +165,16 @@ impl<'a, K: Task> RuleProblem<'a, K> {
         .map_err(|e| e.to_string())
     }
 
-    fn evaluate_inner(&self, genome: &Genome, stage: Stage) -> Result<Evaluation, String> {
-        let tune = stage == Stage::Full && self.cfg.tune_iterations > 0;
+    /// `genome` compiled (for gradients when `tune`) and, when `tune` and it has
+    /// `learn` parameters, tuned; `then` gets the candidate, its trainer and the trees
+    /// with the tuned constants (`None` when not tuned). The one path of evaluation
+    /// and [`RuleProblem::realise`], so a realised rule is tuned exactly as evaluated.
+    fn with_trainer<R>(
+        &self,
+        genome: &Genome,
+        tune: bool,
+        then: impl FnOnce(&Candidate, &mut Trainer<'_, K>, Option<Vec<Tree>>) -> Result<R, String>,
+    ) -> Result<R, String> {
         let c = self.candidate(genome, tune)?;
         let mut trainer = self.trainer(&c.module, tune)?;
         let mut tuned = None;
@@ -174,29 +182,35 @@ impl<'a, K: Task> RuleProblem<'a, K> {
             trainer
                 .tune(self.cfg.tune_iterations)
                 .map_err(|e| e.to_string())?;
-            let trees = self.tuned_trees(&c.module, &trainer, genome);
-            tuned = Some(trees);
+            tuned = Some(self.tuned_trees(&c.module, &trainer, genome));
         }
+        then(&c, &mut trainer, tuned)
+    }
+
+    fn evaluate_inner(&self, genome: &Genome, stage: Stage) -> Result<Evaluation, String> {
+        let tune = stage == Stage::Full && self.cfg.tune_iterations > 0;
         let episodes = match stage {
             Stage::Hurdle => self.cfg.hurdle_episodes,
             Stage::Full => self.cfg.episodes,
         };
-        let score = trainer
-            .evaluate(episodes, self.cfg.eval_seed)
-            .map_err(|e| e.to_string())?;
-        let fitness = if self.task.higher_is_better() {
-            score.metric
-        } else {
-            -score.metric
-        };
-        if !fitness.is_finite() {
-            return Err(format!("the metric is not finite ({})", score.metric));
-        }
-        Ok(Evaluation {
-            fitness,
-            metric: score.metric,
-            tuned,
-            error: None,
+        self.with_trainer(genome, tune, |_, trainer, tuned| {
+            let score = trainer
+                .evaluate(episodes, self.cfg.eval_seed)
+                .map_err(|e| e.to_string())?;
+            let fitness = if self.task.higher_is_better() {
+                score.metric
+            } else {
+                -score.metric
+            };
+            if !fitness.is_finite() {
+                return Err(format!("the metric is not finite ({})", score.metric));
+            }
+            Ok(Evaluation {
+                fitness,
+                metric: score.metric,
+                tuned,
+                error: None,
+            })
         })
     }
 }
@@ -227,53 +241,52 @@ impl<K: Task> RuleProblem<'_, K> {
         values_path: &str,
         header: &[String],
     ) -> Result<Realised, String> {
-        let tune = self.cfg.tune_iterations > 0;
-        let c = self.candidate(genome, tune)?;
-        let mut trainer = self.trainer(&c.module, tune)?;
-        let mut trees = genome.trees.clone();
-        let mut values = lang::values::Values::default();
-        if tune && has_learn(&c.module) {
-            trainer
-                .tune(self.cfg.tune_iterations)
+        self.with_trainer(genome, self.cfg.tune_iterations > 0, |c, trainer, tuned| {
+            let mut values = lang::values::Values::default();
+            let trees = match tuned {
+                Some(trees) => {
+                    let consts: Vec<String> = (0..self.holes.len())
+                        .flat_map(|h| {
+                            let name = &self.holes[h].name;
+                            (0..genome.trees[h].consts().len())
+                                .map(move |k| Self::const_name(name, k))
+                        })
+                        .collect();
+                    values = trainer.learned().to_values(&c.module);
+                    values.params.retain(|q, _| {
+                        !consts
+                            .iter()
+                            .any(|c| q == c || q.ends_with(&format!(".{c}")))
+                    });
+                    trees
+                }
+                None => genome.trees.clone(),
+            };
+            let test = trainer
+                .evaluate(episodes, test_seed)
                 .map_err(|e| e.to_string())?;
-            trees = self.tuned_trees(&c.module, &trainer, genome);
-            let consts: Vec<String> = (0..self.holes.len())
-                .flat_map(|h| {
-                    let name = &self.holes[h].name;
-                    (0..genome.trees[h].consts().len()).map(move |k| Self::const_name(name, k))
-                })
-                .collect();
-            values = trainer.learned().to_values(&c.module);
-            values.params.retain(|q, _| {
-                !consts
-                    .iter()
-                    .any(|c| q == c || q.ends_with(&format!(".{c}")))
+            let plain = self.candidate(
+                &Genome {
+                    trees: trees.clone(),
+                },
+                false,
+            )?;
+            let text = lang::learned::rule_with_values(
+                &plain.files,
+                &plain.module.name,
+                &values,
+                values_path,
+                header,
+            )?;
+            values.params.retain(|_, e| {
+                !(e.data.len() == 1 && e.shape.is_empty() && matches!(e.unit, 0 | 1))
             });
-        }
-        let test = trainer
-            .evaluate(episodes, test_seed)
-            .map_err(|e| e.to_string())?;
-        let plain = self.candidate(
-            &Genome {
-                trees: trees.clone(),
-            },
-            false,
-        )?;
-        let text = lang::learned::rule_with_values(
-            &plain.files,
-            &plain.module.name,
-            &values,
-            values_path,
-            header,
-        )?;
-        values
-            .params
-            .retain(|_, e| !(e.data.len() == 1 && e.shape.is_empty() && matches!(e.unit, 0 | 1)));
-        Ok(Realised {
-            text,
-            values,
-            trees,
-            test,
+            Ok(Realised {
+                text,
+                values,
+                trees,
+                test,
+            })
         })
     }
 
