@@ -15,7 +15,9 @@ where choice = +1 (respond) / -1 (don't) and m is the neuromodulator: m = r (the
 readout value). k is the plastic bias' gain, in units of the mean overlap f.f' of
 the episode's memories (k = 0: no bias); `k='oracle'` centres the
 memory on the mean over the episode's 4 cues instead (an oracle: the network cannot
-know the 4 cues in advance).
+know the 4 cues in advance); `k='running'` centres it on the running mean of the
+trial memories so far, this trial's included (causal: what a slow per-channel
+adaptation of the memory can hold).
 
 Memories f:
   onehot  - the identities of the two cues (a perfect, noiseless memory)
@@ -71,7 +73,11 @@ def episode_rewards(rng, kind, k, post='unit'):
     """One episode of the learner with bias gain k (or 'oracle'): the reward per trial."""
     C, target, shown = episode(rng)
     F = memories(rng, C, shown, kind)
-    if k == 'oracle':
+    if k == 'running':
+        # centred on the running mean of the memories so far (this trial's included):
+        # causal, what a slow per-channel adaptation can hold
+        F, kk = F - np.cumsum(F, 0) / np.arange(1, len(F) + 1)[:, None], 0.0
+    elif k == 'oracle':
         # the memory of every cue pair, averaged: the episode's mean memory
         mean = np.mean([memories(rng, C, [(a, b)], kind)[0] for a in range(4) for b in range(4) if a != b], 0)
         F, kk = F - mean, 0.0
@@ -100,15 +106,16 @@ def curve(kind, k, episodes=400, seed=0):
     return np.mean([episode_rewards(rng, kind, k) for _ in range(episodes)], 0)
 
 if __name__ == '__main__':
-    print('| memory | no bias | best constant bias (k) | oracle centring | oracle centring, post factor = readout value |')
-    print('|---|---|---|---|---|')
+    print('| memory | no bias | best constant bias (k) | running-mean centring | oracle centring | oracle centring, post factor = readout value |')
+    print('|---|---|---|---|---|---|')
     for kind in ['onehot', 'bits', 'counts', 'binary', 'decayed']:
         nob = learner(kind, 0.0)
         best = max((learner(kind, k), k) for k in (0.25, 0.5, 0.75, 1.0, 1.25))
+        run = learner(kind, 'running')
         orc = learner(kind, 'oracle')
         lin = learner(kind, 'oracle', post='lin')
-        print(f'| {kind} | {nob:.3f} | {best[0]:.3f} ({best[1]}) | {orc:.3f} | {lin:.3f} |', flush=True)
+        print(f'| {kind} | {nob:.3f} | {best[0]:.3f} ({best[1]}) | {run:.3f} | {orc:.3f} | {lin:.3f} |', flush=True)
     print()
     print('reward per trial (1..20):')
-    for kind, k in [('counts', 1.0), ('counts', 'oracle'), ('onehot', 0.75)]:
+    for kind, k in [('counts', 1.0), ('counts', 'running'), ('counts', 'oracle'), ('onehot', 0.75)]:
         print(f'{kind}, k={k}:', ' '.join(f'{r:.2f}' for r in curve(kind, k)))
