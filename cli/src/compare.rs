@@ -5,8 +5,8 @@
 //! Layout of the output directory: `TASK/NETWORK/seed-S/` is one `ruleopt train` run
 //! (its `network.rule` is the network resized to the task's inputs and choices, the
 //! exact text trained); `RESULTS.md` holds the summary (network x task) and a table per
-//! task, `TASK-training.svg` and `TASK-within-episode.svg` the curves (these three in `--report DIR` if given, e.g.
-//! benchmarks/comparison). A run that finished is not run again, one that stopped is
+//! task, `TASK-training.svg` and `TASK-within-episode.svg` the curves (these three in
+//! `--report DIR` if given, e.g. benchmarks/comparison). A run that finished is not run again, one that stopped is
 //! resumed from its checkpoint, one whose training failed is listed with its reason:
 //! the command can be interrupted and repeated, and `--report-only` tabulates what has
 //! finished.
@@ -250,21 +250,29 @@ fn summary(networks: &[String], columns: &[Column]) -> String {
     s += "\n|---|";
     s += &"---|".repeat(columns.len());
     s += "\n";
-    for net in networks {
-        s += &format!("| {net} |");
-        for c in columns {
+    // Per column: the most seeds any network finished, and the best mean (as a key
+    // where lower is better).
+    let key = |c: &Column, m: f64| if c.higher_is_better { -m } else { m };
+    let tops: Vec<(usize, f64)> = columns
+        .iter()
+        .map(|c| {
             let seeds = c.cells.iter().map(|x| x.3).max().unwrap_or(0);
             let best = c
                 .cells
                 .iter()
-                .map(|x| if c.higher_is_better { -x.1 } else { x.1 })
+                .map(|x| key(c, x.1))
                 .fold(f64::INFINITY, f64::min);
+            (seeds, best)
+        })
+        .collect();
+    for net in networks {
+        s += &format!("| {net} |");
+        for (c, &(seeds, best)) in columns.iter().zip(&tops) {
             let failed = c.failed.iter().filter(|f| *f == net).count();
             let mut cell = match c.cells.iter().find(|x| &x.0 == net) {
                 Some((_, m, sd, n)) => {
-                    let key = if c.higher_is_better { -m } else { *m };
                     let mut t = plus_minus(*m, *sd);
-                    if key == best {
+                    if key(c, *m) == best {
                         t = format!("**{t}**");
                     }
                     if *n < seeds {
