@@ -651,11 +651,23 @@ pub(crate) fn chart_svg(
     } else {
         0.0
     };
+    // The legend is a column right of the plot, one row per series, so that many
+    // series (a comparison of twenty networks) never cover the lines.
+    const ROW: i32 = 22;
+    let longest = series
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let legend_width = (50 + 8 * longest as u32).clamp(120, 360);
+    let height = (550).max(60 + ROW as u32 * series.len() as u32);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 550)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (900 + legend_width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
+        let (plot, legend) = root.split_horizontally(900);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(title, ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(35)
@@ -690,26 +702,30 @@ pub(crate) fn chart_svg(
             if s.line {
                 chart
                     .draw_series(LineSeries::new(finite(), color))
-                    .map_err(plot_err)?
-                    .label(s.name.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                    .map_err(plot_err)?;
             }
             if s.dots {
-                let dots = chart
+                chart
                     .draw_series(finite().map(|p| Circle::new(p, 4, color.filled())))
                     .map_err(plot_err)?;
-                if !s.line {
-                    dots.label(s.name.as_str())
-                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
-                }
             }
+            let y = 45 + ROW * i as i32;
+            if s.line {
+                legend
+                    .draw(&PathElement::new(
+                        vec![(8, y), (32, y)],
+                        color.stroke_width(2),
+                    ))
+                    .map_err(plot_err)?;
+            } else {
+                legend
+                    .draw(&Circle::new((20, y), 4, color.filled()))
+                    .map_err(plot_err)?;
+            }
+            legend
+                .draw(&Text::new(s.name.as_str(), (40, y - 7), ("sans-serif", 14)))
+                .map_err(plot_err)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
