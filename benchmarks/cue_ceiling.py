@@ -27,6 +27,9 @@ Memories f:
   binary  - per channel and window, 1 if it spiked at all (the cleanest per-window read)
   decayed - counts weighted as a leaky memory with tau 50 ms holds them at the go window
             (cue A x 0.51, cue B x 0.72, plus 0.26 x the previous trial's memory)
+  proto-distance, proto-cosine - the counts recoded as identities learned within the
+            episode by soft competitive learning (`prototypes`), with the distance or
+            the cosine as the competition's score
 
 Run: `python3 benchmarks/cue_ceiling.py` (numpy; ~1 min): prints the table and per-trial curves
 of cue-results.md.
@@ -48,7 +51,37 @@ def episode(rng, trials=20, bits=20):
         shown.append(pair)
     return C, target, shown
 
+def prototypes(rng, C, shown, score, beta, eta=0.6, K=4):
+    """Soft competitive learning over the episode (online soft k-means, a local
+    instar rule): K prototypes W start equal up to noise (2 + N(0, 0.3^2) spikes per
+    channel); each cue window's spike counts c give a = softmax(beta * score(W, c)) and
+    move W_k += eta a_k (c - W_k). The memory of a trial is a(A) + a(B): the cues
+    as learned identities."""
+    W = 2.0 + 0.3 * rng.standard_normal((K, C.shape[1]))
+    out = []
+    def code(c):
+        d = score(W, c)
+        e = np.exp(beta * (d - d.max()))
+        a = e / e.sum()
+        W[:] += eta * a[:, None] * (c - W)
+        return a
+    for a, b in shown:
+        ca = rng.binomial(20, np.where(C[a], 0.2, 0.005)).astype(float)
+        cb = rng.binomial(20, np.where(C[b], 0.2, 0.005)).astype(float)
+        out.append(code(ca) + code(cb))
+    return np.array(out)
+
+# Prototype scores: the negative squared distance (needs each prototype's norm, a
+# per-unit bias) and the cosine / 20 (what a normalised dot product gives).
+PROTOTYPES = {
+    'proto-distance': (lambda W, c: -((W - c) ** 2).sum(1), 1.0),
+    'proto-cosine': (lambda W, c: W @ c / np.linalg.norm(W, axis=1) / 20, 20.0),
+}
+
 def memories(rng, C, shown, kind):
+    if kind in PROTOTYPES:
+        score, beta = PROTOTYPES[kind]
+        return prototypes(rng, C, shown, score, beta)
     out, prev = [], 0.0
     for a, b in shown:
         if kind == 'onehot':
@@ -108,10 +141,14 @@ def curve(kind, k, episodes=400, seed=0):
 if __name__ == '__main__':
     print('| memory | no bias | best constant bias (k) | running-mean centring | oracle centring | oracle centring, post factor = readout value |')
     print('|---|---|---|---|---|---|')
-    for kind in ['onehot', 'bits', 'counts', 'binary', 'decayed']:
+    for kind in ['onehot', 'bits', 'counts', 'binary', 'decayed'] + list(PROTOTYPES):
         nob = learner(kind, 0.0)
         best = max((learner(kind, k), k) for k in (0.25, 0.5, 0.75, 1.0, 1.25))
         run = learner(kind, 'running')
+        if kind in PROTOTYPES:
+            # the oracle's mean memory would need the prototypes' state: not defined
+            print(f'| {kind} | {nob:.3f} | {best[0]:.3f} ({best[1]}) | {run:.3f} | - | - |', flush=True)
+            continue
         orc = learner(kind, 'oracle')
         lin = learner(kind, 'oracle', post='lin')
         print(f'| {kind} | {nob:.3f} | {best[0]:.3f} ({best[1]}) | {run:.3f} | {orc:.3f} | {lin:.3f} |', flush=True)
