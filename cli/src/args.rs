@@ -301,20 +301,29 @@ pub struct SimulateArgs {
     /// Which network to run (default: the only, or last, network of FILE).
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
-    /// Number of time steps.
-    #[arg(short = 'T', long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Number of time steps (with --task: the task's episode).
+    #[arg(short = 'T', long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "task")]
     pub steps: u32,
     /// Number of independent episodes run in lock-step.
     #[arg(short = 'B', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
-    /// Seed of parameter initialisation, connectivity and the Poisson inputs.
+    /// Seed of parameter initialisation, connectivity and the Poisson inputs (or the
+    /// task's episodes).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Run the network on a task's episodes instead of Poisson inputs: closed-loop, the
+    /// training's own forward pass (the JIT), printing the task's metric; a network that
+    /// does not fit the task is resized, as by `ruleopt train`.
+    #[arg(long, value_name = "NAME")]
+    pub task: Option<String>,
+    /// The task's options as a JSON object, or `@FILE` to read them from a file.
+    #[arg(long, value_name = "JSON", requires = "task")]
+    pub task_options: Option<String>,
     /// Poisson rate of an input population, in Hz: `x=20`, `x=20Hz`, `x=20 Hz` (default 20 Hz).
-    #[arg(long = "rate", value_name = "NAME=RATE", value_parser = parse_rate)]
+    #[arg(long = "rate", value_name = "NAME=RATE", value_parser = parse_rate, conflicts_with = "task")]
     pub rates: Vec<(String, f64)>,
     /// Constant value of a task signal: `reward=1` (default 0).
-    #[arg(long = "signal", value_name = "NAME=VALUE", value_parser = parse_signal)]
+    #[arg(long = "signal", value_name = "NAME=VALUE", value_parser = parse_signal, conflicts_with = "task")]
     pub signals: Vec<(String, f64)>,
     /// A variable to record after every step, by qualified name (`rec.v`); repeatable.
     #[arg(long = "record", value_name = "VAR")]
@@ -325,8 +334,9 @@ pub struct SimulateArgs {
     /// Draw a raster plot (episode 0) as SVG to this file.
     #[arg(long, value_name = "FILE.svg")]
     pub raster: Option<PathBuf>,
-    /// What runs the network: the JIT compiler or the reference interpreter.
-    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    /// What runs the network: the JIT compiler or the reference interpreter (not with
+    /// --task, which runs the training's forward pass on the JIT).
+    #[arg(long, value_enum, default_value_t = Backend::Jit, conflicts_with = "task")]
     pub backend: Backend,
     /// Element type of the JIT's code (the interpreter always computes in f64).
     #[arg(long, value_enum, default_value_t = Precision::F32)]

@@ -83,6 +83,9 @@ pub enum Error {
         /// "; did you mean ..." or empty.
         hint: String,
     },
+    /// `--record` with `--task` names a parameter.
+    #[error("`{0}` in --record is a parameter (the same at every step): with --task, --record takes states and inputs")]
+    RecordParam(String),
     /// `--rate` names no input population.
     #[error("unknown input population `{name}` in --rate{hint}")]
     UnknownInput {
@@ -311,7 +314,23 @@ fn simulate(args: &SimulateArgs, o: &mut Output<'_>) -> Result<(), Error> {
         Some(path) => Session::open(path)?,
         None => Session::bundled(),
     };
-    let module = session.module(args.network.as_deref(), o.err, o.err_color)?;
+    let (mut module, files) =
+        session.module_and_files(args.network.as_deref(), o.err, o.err_color)?;
+    let task = match &args.task {
+        Some(name) => {
+            let task = benchmarks::tasks::by_name(
+                name,
+                &train::task_options(args.task_options.as_deref())?,
+            )?;
+            let file = args
+                .file
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from("bundled.rule"));
+            module = train::fit_to_task(&file, module, &files, &task, o)?.0;
+            Some(task)
+        }
+        None => None,
+    };
     let cfg = simulate::SimConfig {
         steps: args.steps as usize,
         batch: args.batch as usize,
@@ -324,8 +343,28 @@ fn simulate(args: &SimulateArgs, o: &mut Output<'_>) -> Result<(), Error> {
             Backend::Jit => simulate::Backend::Jit(args.precision.into()),
         },
     };
-    let result = simulate::simulate(&module, &cfg)?;
-    simulate::write_table(&result, o.out).map_err(Error::Output)?;
+    let result = match &task {
+        Some(task) => {
+            let (result, score) = simulate::on_task(&module, task, &cfg)?;
+            simulate::write_table(&result, o.out).map_err(Error::Output)?;
+            writeln!(
+                o.out,
+                "task {}: {} {:.4}, loss {:.4} (mean over {})",
+                task.name,
+                train::task_metric(task),
+                score.metric,
+                score.loss,
+                plural(cfg.batch, "episode")
+            )
+            .map_err(Error::Output)?;
+            result
+        }
+        None => {
+            let result = simulate::simulate(&module, &cfg)?;
+            simulate::write_table(&result, o.out).map_err(Error::Output)?;
+            result
+        }
+    };
     if let Some(path) = &args.out {
         let json = serde_json::to_string(&result).map_err(|e| Error::Write {
             path: path.display().to_string(),

@@ -1,6 +1,6 @@
 //! `ruleopt simulate`: runs a module — compiled by the JIT, or on the reference
 //! interpreter — with a task stub (Poisson spikes on the input populations, constants
-//! on the signals) and summarises the run as a rate table, JSON, and (see
+//! on the signals), or on a task's closed-loop episodes ([`on_task`]), and summarises the run as a rate table, JSON, and (see
 //! [`crate::raster`]) an SVG raster plot. Both back ends produce the same
 //! [`lang::interp::Trace`], so everything after the run is shared.
 
@@ -216,19 +216,7 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
         }
     }
     // Recorded variables: the requested ones, then the outputs of non-spiking models.
-    let mut record = Vec::new();
-    for name in &cfg.record {
-        let Some(v) = module.var_by_name(name) else {
-            let known = module.vars.iter().map(|(_, v)| v.name.as_str());
-            return Err(Error::UnknownVar {
-                name: name.clone(),
-                hint: hint(name, "variables", known),
-            });
-        };
-        if !record.contains(&v) {
-            record.push(v);
-        }
-    }
+    let mut record = recorded_vars(module, &cfg.record)?;
     let requested = record.len();
     let spiking = spiking_pops(module);
     let rate_outputs: Vec<(PopId, VarId)> = module
@@ -333,6 +321,124 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
         populations,
         records,
     })
+}
+
+/// The variables named by `names`, checked against the module.
+fn recorded_vars(module: &Module, names: &[String]) -> Result<Vec<VarId>, Error> {
+    let mut record = Vec::new();
+    for name in names {
+        let Some(v) = module.var_by_name(name) else {
+            let known = module.vars.iter().map(|(_, v)| v.name.as_str());
+            return Err(Error::UnknownVar {
+                name: name.clone(),
+                hint: hint(name, "variables", known),
+            });
+        };
+        if !record.contains(&v) {
+            record.push(v);
+        }
+    }
+    Ok(record)
+}
+
+/// Runs `cfg.batch` episodes of `task` closed-loop, from `cfg.seed` (the network's
+/// instance and the episodes), on the JIT in `cfg.backend`'s precision: the forward
+/// pass of training and evaluation ([`search::train::Trainer::record`]). `cfg.steps`
+/// is the task's. Returns the summary and the task's score.
+pub fn on_task(
+    module: &Module,
+    task: &benchmarks::tasks::env::EnvTask,
+    cfg: &SimConfig,
+) -> Result<(SimResult, search::train::Score), Error> {
+    let Backend::Jit(precision) = cfg.backend else {
+        return Err(Error::Init(
+            "--task runs on the JIT (the training's forward pass): drop --backend interp".into(),
+        ));
+    };
+    let mut record = recorded_vars(module, &cfg.record)?;
+    if let Some(&p) = record
+        .iter()
+        .find(|&&v| matches!(module.vars[v].kind, VarKind::Param { .. }))
+    {
+        return Err(Error::RecordParam(module.vars[p].name.clone()));
+    }
+    let requested = record.len();
+    // Every population's output, for the table and the spikes.
+    let outs: Vec<(PopId, VarId)> = module
+        .pops
+        .iter()
+        .filter_map(|(h, p)| p.out.map(|v| (h, v)))
+        .collect();
+    for &(_, v) in &outs {
+        if !record.contains(&v) {
+            record.push(v);
+        }
+    }
+    let tcfg = search::train::TrainConfig {
+        batch: cfg.batch,
+        seed: cfg.seed,
+        precision,
+        ..search::train::TrainConfig::default()
+    };
+    let trainer = search::train::Trainer::evaluator(module, task, tcfg)?;
+    let (score, mut records) = trainer.record(cfg.batch, cfg.seed, &record)?;
+    let steps = search::train::Task::steps(task);
+    let time_s = steps as f64 * module.dt / 1000.0;
+    let spiking = spiking_pops(module);
+    let mut populations = Vec::new();
+    for (h, p) in module.pops.iter() {
+        let values = outs
+            .iter()
+            .find(|&&(q, _)| q == h)
+            .and_then(|&(_, v)| record.iter().position(|&r| r == v))
+            .map(|k| &records[k]);
+        let size = p.size.max(1);
+        let mut spikes = Vec::new();
+        let mut mean_output = None;
+        if let Some(values) = values {
+            if spiking[h.index()] {
+                for (t, row) in values.iter().enumerate() {
+                    for (k, &z) in row.iter().enumerate() {
+                        if z != 0.0 {
+                            spikes.push([t as u32, (k / size) as u32, (k % size) as u32]);
+                        }
+                    }
+                }
+            } else {
+                let n: usize = values.iter().map(Vec::len).sum();
+                mean_output = (n > 0).then(|| values.iter().flatten().sum::<f64>() / n as f64);
+            }
+        }
+        let rate_hz = spiking[h.index()]
+            .then(|| spikes.len() as f64 / (p.size as f64 * cfg.batch as f64 * time_s));
+        populations.push(PopSummary {
+            name: p.name.clone(),
+            size: p.size,
+            model: p.model.clone(),
+            rate_hz,
+            mean_output,
+            spikes,
+        });
+    }
+    records.truncate(requested);
+    let records = record[..requested]
+        .iter()
+        .zip(records)
+        .map(|(&v, values)| (module.vars[v].name.clone(), values))
+        .collect();
+    Ok((
+        SimResult {
+            network: module.name.clone(),
+            dt_ms: module.dt,
+            steps,
+            batch: cfg.batch,
+            seed: cfg.seed,
+            backend: cfg.backend.name().to_string(),
+            populations,
+            records,
+        },
+        score,
+    ))
 }
 
 /// Prints the per-population table.

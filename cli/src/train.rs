@@ -19,26 +19,8 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
     let options = task_options(a.task_options.as_deref())?;
     let task = benchmarks::tasks::by_name(&a.task, &options)?;
     let mut session = Session::open(&a.file)?;
-    let (mut module, mut files) =
-        session.module_and_files(a.network.as_deref(), o.err, o.err_color)?;
-    // A network whose input or readout does not fit the task is resized, as
-    // `ruleopt compare` does (the comparison networks have 40 inputs and 2 choices).
-    if let Some(what) = misfit(&module, &task)? {
-        let header = vec![format!(
-            "{} resized for task {} ({what})",
-            a.file.display(),
-            task.name
-        )];
-        let text = resized_text(&a.file, &module, &files, &task, &header)?;
-        let mut resized = Session::from_text(&a.file.display().to_string(), text, Origin::Fs);
-        (module, files) = resized.module_and_files(None, o.err, o.err_color)?;
-        writeln!(
-            o.err,
-            "resized `{}` for task {}: {what}",
-            module.name, task.name
-        )
-        .map_err(Error::Output)?;
-    }
+    let (module, files) = session.module_and_files(a.network.as_deref(), o.err, o.err_color)?;
+    let (module, files) = fit_to_task(&a.file, module, &files, &task, o)?;
     let cfg = TrainConfig {
         iterations: a.iterations as usize,
         batch: a.batch as usize,
@@ -67,6 +49,37 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
         eval_episodes: a.eval_episodes as usize,
     };
     run.go(o).map(|_| ())
+}
+
+/// `module` (loaded from `file` as `files`) as it runs on `task`: itself, or, when its
+/// input or readout does not fit the task, resized to the task's channels and choices
+/// (as `ruleopt compare` does: the comparison networks have 40 inputs and 2 choices),
+/// with a note on stderr.
+pub(crate) fn fit_to_task(
+    file: &Path,
+    module: lang::ir::Module,
+    files: &[(lang::FileId, lang::ast::File)],
+    task: &EnvTask,
+    o: &mut Output<'_>,
+) -> Result<(lang::ir::Module, Vec<(lang::FileId, lang::ast::File)>), Error> {
+    let Some(what) = misfit(&module, task)? else {
+        return Ok((module, files.to_vec()));
+    };
+    let header = vec![format!(
+        "{} resized for task {} ({what})",
+        file.display(),
+        task.name
+    )];
+    let text = resized_text(file, &module, files, task, &header)?;
+    let mut resized = Session::from_text(&file.display().to_string(), text, Origin::Fs);
+    let (module, files) = resized.module_and_files(None, o.err, o.err_color)?;
+    writeln!(
+        o.err,
+        "resized `{}` for task {}: {what}",
+        module.name, task.name
+    )
+    .map_err(Error::Output)?;
+    Ok((module, files))
 }
 
 /// One training run: a checked network, a task, a configuration, a directory.

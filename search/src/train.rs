@@ -19,7 +19,7 @@
 use jit::grad::{
     bptt, checkpoint_for_budget, last_level_cache_bytes, state_bytes, EpisodeLoss, GradKernels,
 };
-use jit::run::Elem;
+use jit::run::{Elem, Episode};
 use jit::{JitError, Precision};
 use lang::diff::Adjoint;
 use lang::init::Instance;
@@ -110,6 +110,34 @@ pub trait Task: Sync {
     ) -> Result<Self::Batch, TrainError>;
     /// The loss and metric of a batch, from what its episodes accumulated.
     fn score(&self, batch: &Self::Batch, accs: &[Self::Acc]) -> Score;
+}
+
+/// A batch of episodes that also records variables after every step (for
+/// [`Trainer::record`]).
+struct Recording<'b, L> {
+    inner: &'b L,
+    vars: &'b [VarId],
+}
+
+impl<T: Elem, L: EpisodeLoss<T>> EpisodeLoss<T> for Recording<'_, L> {
+    /// The inner batch's, and per variable, per step, this episode's values.
+    type Acc = (L::Acc, Vec<Vec<Vec<f64>>>);
+
+    fn inputs(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &mut Self::Acc) {
+        self.inner.inputs(b, t, ep, &mut acc.0);
+    }
+
+    fn observe(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &mut Self::Acc) {
+        acc.1.resize(self.vars.len(), Vec::new());
+        for (k, &v) in self.vars.iter().enumerate() {
+            acc.1[k].push(ep.var(v).iter().map(|x| x.to_f64()).collect());
+        }
+        self.inner.observe(b, t, ep, &mut acc.0);
+    }
+
+    fn seed(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &Self::Acc) {
+        self.inner.seed(b, t, ep, &acc.0);
+    }
 }
 
 /// Range checks of configuration fields: each names the field it rejects
@@ -497,6 +525,67 @@ impl<'a, K: Task> Trainer<'a, K> {
             )?,
         };
         Ok(self.task.score(&batch, &accs))
+    }
+
+    /// Like [`Trainer::evaluate`], also recording the values of `vars` (states or
+    /// inputs, not parameters) after every step of every episode:
+    /// `records[k][t][b * size + i]` for `vars[k]`, step `t`, episode `b`, element `i`.
+    pub fn record(
+        &self,
+        episodes: usize,
+        seed: u64,
+        vars: &[VarId],
+    ) -> Result<(Score, Vec<Vec<Vec<f64>>>), TrainError> {
+        if let Some(&p) = vars
+            .iter()
+            .find(|&&v| matches!(self.m.vars[v].kind, VarKind::Param { .. }))
+        {
+            return Err(TrainError::Task(format!(
+                "`{}` is a parameter (the same in every step): only states and inputs are recorded",
+                self.m.vars[p].name
+            )));
+        }
+        let batch = self.task.batch(self.m, &self.adj, episodes, seed)?;
+        let rec = Recording {
+            inner: &batch,
+            vars,
+        };
+        let accs = match self.cfg.precision {
+            Precision::F32 => jit::grad::forward::<f32, _>(
+                self.kernels.forward(),
+                self.m,
+                &self.inst,
+                episodes,
+                seed,
+                self.task.steps(),
+                &rec,
+            )?,
+            Precision::F64 => jit::grad::forward::<f64, _>(
+                self.kernels.forward(),
+                self.m,
+                &self.inst,
+                episodes,
+                seed,
+                self.task.steps(),
+                &rec,
+            )?,
+        };
+        let (accs, per_episode): (Vec<K::Acc>, Vec<Vec<Vec<Vec<f64>>>>) = accs.into_iter().unzip();
+        // Episode-major to step-major: per variable, per step, the episodes side by side.
+        let steps = self.task.steps();
+        let records = (0..vars.len())
+            .map(|k| {
+                (0..steps)
+                    .map(|t| {
+                        per_episode
+                            .iter()
+                            .flat_map(|e| e[k][t].iter().copied())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok((self.task.score(&batch, &accs), records))
     }
 
     /// Runs iterations `start..cfg.iterations` in `dir` (created if needed), resuming

@@ -302,3 +302,104 @@ fn bad_backend_flags_are_usage_errors() {
         ruleopt(dir.path(), args).expect_code(2);
     }
 }
+
+/// `--task`: the network runs the task's closed-loop episodes (the training's forward
+/// pass), resized to the task; the recordings have the task's steps and one row of
+/// `batch x size` values per step; the same seed gives the same run, another seed
+/// other episodes; Poisson-only flags and parameters are refused.
+#[test]
+fn on_a_task_records_the_episodes_and_prints_the_metric() {
+    let dir = TempDir::fresh();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let net = repo.join("rules/comparison/backpropamine_readout.rule");
+    let net = net.display().to_string();
+    let run = |seed: &str, out: &str| {
+        ruleopt(
+            dir.path(),
+            &[
+                "simulate",
+                &net,
+                "--task",
+                "t-maze",
+                "--task-options",
+                r#"{"trials": 4, "window": 5}"#,
+                "-B",
+                "3",
+                "--seed",
+                seed,
+                "--record",
+                "out.y",
+                "--record",
+                "ro.E",
+                "--out",
+                out,
+            ],
+        )
+    };
+    let first = run("1", "a.json");
+    first.expect_code(0);
+    assert!(
+        first
+            .stderr
+            .contains("resized `BackpropamineReadout` for task t-maze"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first.stdout.contains("task t-maze: reward "),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("(mean over 3 episodes)"),
+        "{}",
+        first.stdout
+    );
+    let a = std::fs::read_to_string(dir.path().join("a.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&a).unwrap();
+    let steps = json["steps"].as_u64().unwrap() as usize;
+    // 4 trials of 4 windows of 5 steps.
+    assert_eq!(steps, 80, "{json}");
+    let y = json["records"]["out.y"].as_array().unwrap();
+    assert_eq!(y.len(), steps);
+    assert_eq!(y[0].as_array().unwrap().len(), 3 * 2);
+    let e = json["records"]["ro.E"].as_array().unwrap();
+    assert_eq!(e[steps - 1].as_array().unwrap().len(), 3 * 2 * 100);
+    let x = &json["populations"][0];
+    assert_eq!(x["name"], "x");
+    assert!(!x["spikes"].as_array().unwrap().is_empty(), "{x}");
+    // Deterministic; another seed draws other episodes.
+    run("1", "b.json").expect_code(0);
+    assert_eq!(
+        a,
+        std::fs::read_to_string(dir.path().join("b.json")).unwrap()
+    );
+    run("2", "c.json").expect_code(0);
+    assert_ne!(
+        a,
+        std::fs::read_to_string(dir.path().join("c.json")).unwrap()
+    );
+    // A parameter is not recorded per step; Poisson flags do not go with a task.
+    let param = ruleopt(
+        dir.path(),
+        &["simulate", &net, "--task", "t-maze", "--record", "ro.eta"],
+    );
+    param.expect_code(1);
+    assert!(
+        param.stderr.contains("`ro.eta` in --record is a parameter"),
+        "{}",
+        param.stderr
+    );
+    for flag in [
+        &["-T", "10"][..],
+        &["--rate", "x=5"],
+        &["--backend", "interp"],
+    ] {
+        let bad = ruleopt(
+            dir.path(),
+            &[&["simulate", net.as_str(), "--task", "t-maze"][..], flag].concat(),
+        );
+        bad.expect_code(2);
+        assert!(bad.stderr.contains("cannot be used with"), "{}", bad.stderr);
+    }
+}
