@@ -112,6 +112,9 @@ pub trait Task: Sync {
     fn score(&self, batch: &Self::Batch, accs: &[Self::Acc]) -> Score;
 }
 
+/// One recorded variable: per step, the values (of one episode, or of all side by side).
+pub type Records = Vec<Vec<f64>>;
+
 /// A batch of episodes that also records variables after every step (for
 /// [`Trainer::record`]).
 struct Recording<'b, L> {
@@ -121,7 +124,7 @@ struct Recording<'b, L> {
 
 impl<T: Elem, L: EpisodeLoss<T>> EpisodeLoss<T> for Recording<'_, L> {
     /// The inner batch's, and per variable, per step, this episode's values.
-    type Acc = (L::Acc, Vec<Vec<Vec<f64>>>);
+    type Acc = (L::Acc, Vec<Records>);
 
     fn inputs(&self, b: usize, t: usize, ep: &mut Episode<'_, T>, acc: &mut Self::Acc) {
         self.inner.inputs(b, t, ep, &mut acc.0);
@@ -535,7 +538,7 @@ impl<'a, K: Task> Trainer<'a, K> {
         episodes: usize,
         seed: u64,
         vars: &[VarId],
-    ) -> Result<(Score, Vec<Vec<Vec<f64>>>), TrainError> {
+    ) -> Result<(Score, Vec<Records>), TrainError> {
         if let Some(&p) = vars
             .iter()
             .find(|&&v| matches!(self.m.vars[v].kind, VarKind::Param { .. }))
@@ -570,7 +573,7 @@ impl<'a, K: Task> Trainer<'a, K> {
                 &rec,
             )?,
         };
-        let (accs, per_episode): (Vec<K::Acc>, Vec<Vec<Vec<Vec<f64>>>>) = accs.into_iter().unzip();
+        let (accs, per_episode): (Vec<K::Acc>, Vec<Vec<Records>>) = accs.into_iter().unzip();
         // Episode-major to step-major: per variable, per step, the episodes side by side.
         let steps = self.task.steps();
         let records = (0..vars.len())
