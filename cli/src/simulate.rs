@@ -286,25 +286,21 @@ pub fn simulate(module: &Module, cfg: &SimConfig) -> Result<SimResult, Error> {
                 .get(h.index())
                 .map_or_else(Vec::new, |s| s.iter().map(|&(t, e, i)| [t, e, i]).collect())
         };
-        let rate_hz = spiking[h.index()]
-            .then(|| spikes.len() as f64 / (p.size as f64 * cfg.batch as f64 * time_s));
         let mean_output = rate_outputs
             .iter()
             .find(|&&(q, _)| q == h)
             .and_then(|&(_, v)| {
                 let k = record.iter().position(|&r| r == v)?;
-                let values = trace.records.get(k)?;
-                let n: usize = values.iter().map(Vec::len).sum();
-                (n > 0).then(|| values.iter().flatten().sum::<f64>() / n as f64)
+                mean(trace.records.get(k)?)
             });
-        populations.push(PopSummary {
-            name: p.name.clone(),
-            size: p.size,
-            model: p.model.clone(),
-            rate_hz,
-            mean_output,
+        populations.push(pop_summary(
+            p,
+            spiking[h.index()],
             spikes,
-        });
+            mean_output,
+            cfg.batch,
+            time_s,
+        ));
     }
     let records = record[..requested]
         .iter()
@@ -405,20 +401,17 @@ pub fn on_task(
                     }
                 }
             } else {
-                let n: usize = values.iter().map(Vec::len).sum();
-                mean_output = (n > 0).then(|| values.iter().flatten().sum::<f64>() / n as f64);
+                mean_output = mean(values);
             }
         }
-        let rate_hz = spiking[h.index()]
-            .then(|| spikes.len() as f64 / (p.size as f64 * cfg.batch as f64 * time_s));
-        populations.push(PopSummary {
-            name: p.name.clone(),
-            size: p.size,
-            model: p.model.clone(),
-            rate_hz,
-            mean_output,
+        populations.push(pop_summary(
+            p,
+            spiking[h.index()],
             spikes,
-        });
+            mean_output,
+            cfg.batch,
+            time_s,
+        ));
     }
     records.truncate(requested);
     let records = record[..requested]
@@ -439,6 +432,32 @@ pub fn on_task(
         },
         score,
     ))
+}
+
+/// The mean of every recorded value; `None` if there is none.
+fn mean(values: &[Vec<f64>]) -> Option<f64> {
+    let n: usize = values.iter().map(Vec::len).sum();
+    (n > 0).then(|| values.iter().flatten().sum::<f64>() / n as f64)
+}
+
+/// Population `p`'s summary: its rate (Hz, over neurons, episodes and `time_s`) when
+/// it spikes, else the mean of its output.
+fn pop_summary(
+    p: &lang::ir::Pop,
+    spiking: bool,
+    spikes: Vec<[u32; 3]>,
+    mean_output: Option<f64>,
+    batch: usize,
+    time_s: f64,
+) -> PopSummary {
+    PopSummary {
+        name: p.name.clone(),
+        size: p.size,
+        model: p.model.clone(),
+        rate_hz: spiking.then(|| spikes.len() as f64 / (p.size as f64 * batch as f64 * time_s)),
+        mean_output,
+        spikes,
+    }
 }
 
 /// Prints the per-population table.

@@ -506,28 +506,7 @@ impl<'a, K: Task> Trainer<'a, K> {
     /// `seed` (forward only). Use seeds no iteration draws from: iteration `i` draws
     /// from [`Trainer::batch_seed`]`(i)`, so pass, say, `u64::MAX - k`.
     pub fn evaluate(&self, episodes: usize, seed: u64) -> Result<Score, TrainError> {
-        let batch = self.task.batch(self.m, &self.adj, episodes, seed)?;
-        let accs = match self.cfg.precision {
-            Precision::F32 => jit::grad::forward::<f32, K::Batch>(
-                self.kernels.forward(),
-                self.m,
-                &self.inst,
-                episodes,
-                seed,
-                self.task.steps(),
-                &batch,
-            )?,
-            Precision::F64 => jit::grad::forward::<f64, K::Batch>(
-                self.kernels.forward(),
-                self.m,
-                &self.inst,
-                episodes,
-                seed,
-                self.task.steps(),
-                &batch,
-            )?,
-        };
-        Ok(self.task.score(&batch, &accs))
+        Ok(self.record(episodes, seed, &[])?.0)
     }
 
     /// Like [`Trainer::evaluate`], also recording the values of `vars` (states or
@@ -563,6 +542,7 @@ impl<'a, K: Task> Trainer<'a, K> {
                 self.task.steps(),
                 &rec,
             )?,
+            // The same pass in the other element type (a type parameter: one arm each).
             Precision::F64 => jit::grad::forward::<f64, _>(
                 self.kernels.forward(),
                 self.m,
