@@ -28,8 +28,8 @@ pub const DEFAULT_TASKS: &[&str] = benchmarks::tasks::ONLINE;
 
 /// Outer-loop iterations per run on each task, the same for every network: 0.5-5
 /// minutes of one core for a 100-neuron network (the recurrent plastic rules are the
-/// slow ones), so that the whole table, 14 networks x 6 tasks x 3 seeds, is about ten
-/// hours of one core; and enough for the networks that learn a task to show it
+/// slow ones), so that the whole table, 21 networks x 6 tasks x 3 seeds, is about 13
+/// hours of one core (1.1-3.8 minutes a run, measured); and enough for the networks that learn a task to show it
 /// (benchmarks/RESULTS.md, "Online learning").
 pub const BUDGETS: &[(&str, u32)] = &[
     ("cue-reward", 600),
