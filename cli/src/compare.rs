@@ -6,8 +6,8 @@
 //! (its `network.rule` is the network resized to the task's inputs and choices, the
 //! exact text trained); `RESULTS.md` holds the summary (network x task) and a table per
 //! task, `TASK-training.svg` and `TASK-within-episode.svg` the curves (these three in
-//! `--report DIR` if given, e.g. benchmarks/comparison). A run that finished is not run again, one that stopped is
-//! resumed from its checkpoint, one whose training failed is listed with its reason:
+//! `--report DIR` if given, e.g. benchmarks/comparison). A run that finished is not run
+//! again, one that stopped is resumed from its checkpoint, one whose training failed is listed with its reason:
 //! the command can be interrupted and repeated, and `--report-only` tabulates what has
 //! finished.
 
@@ -29,8 +29,8 @@ pub const DEFAULT_TASKS: &[&str] = benchmarks::tasks::ONLINE;
 /// Outer-loop iterations per run on each task, the same for every network: 0.5-5
 /// minutes of one core for a 100-neuron network (the recurrent plastic rules are the
 /// slow ones), so that the whole table, 21 networks x 6 tasks x 3 seeds, is about 13
-/// hours of one core (1.1-3.8 minutes a run, measured); and enough for the networks that learn a task to show it
-/// (benchmarks/RESULTS.md, "Online learning").
+/// hours of one core (1.1-3.8 minutes a run, measured); and enough for the networks
+/// that learn a task to show it (benchmarks/RESULTS.md, "Online learning").
 pub const BUDGETS: &[(&str, u32)] = &[
     ("cue-reward", 600),
     ("t-maze", 60),
@@ -108,8 +108,8 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
         let budget = iterations(a, task_name);
         let mut results: Vec<RunResult> = Vec::new();
         let mut missing: Vec<(String, u64)> = Vec::new();
-        let mut failed: Vec<String> = Vec::new();
-        let mut failed_nets: Vec<String> = Vec::new();
+        // (network, seed, why) of each run whose training failed.
+        let mut failed: Vec<(String, u64, String)> = Vec::new();
         for (file, stem) in files.iter().zip(&stems) {
             let text = resized(file, &task, o)?;
             for seed in 0..u64::from(a.seeds) {
@@ -129,19 +129,17 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
                 match run_one(a, &task, budget, stem, &text, seed, &dir, o)? {
                     Outcome::Done(r) => results.push(r),
                     Outcome::Missing => missing.push((stem.clone(), seed)),
-                    Outcome::Failed(why) => {
-                        failed.push(format!("{stem} seed {seed}: {why}"));
-                        failed_nets.push(stem.clone());
-                    }
+                    Outcome::Failed(why) => failed.push((stem.clone(), seed, why)),
                 }
             }
         }
+        let column = Column::new(&task, &results, &failed);
         if results.is_empty() {
             report += &format!(
                 "\n## {task_name}\n\nBudget: {budget} iterations per run. No run has finished yet.\n"
             );
         } else {
-            report += &table(&task, budget, &results);
+            report += &table(&task, budget, &column);
         }
         if !missing.is_empty() {
             report += &format!(
@@ -156,11 +154,11 @@ pub fn compare(a: &CompareArgs, o: &mut Output<'_>) -> Result<(), Error> {
                 "\nFailed in training ({}; deterministic for the seed and settings: delete the run's `{FAILED}` to try again):\n\n",
                 crate::plural(failed.len(), "run")
             );
-            for f in &failed {
-                report += &format!("- {f}\n");
+            for (net, seed, why) in &failed {
+                report += &format!("- {net} seed {seed}: {why}\n");
             }
         }
-        columns.push(Column::new(&task, &results, failed_nets));
+        columns.push(column);
         if results.is_empty() {
             continue;
         }
@@ -199,29 +197,50 @@ fn stem(file: &Path) -> String {
         .map_or_else(|| "network".into(), |s| s.to_string_lossy().into_owned())
 }
 
-/// One task's column of the summary table.
+/// One network's finished runs on one task.
+struct Cell {
+    network: String,
+    /// Mean and sample sd of the held-out metric over the seeds.
+    mean: f64,
+    sd: f64,
+    /// Finished seeds.
+    seeds: usize,
+    /// Mean training seconds per run.
+    seconds: f64,
+    /// The most iterations of its runs.
+    iterations: usize,
+}
+
+/// One task's results: its table, and its column of the summary.
 struct Column {
     task: String,
     metric: String,
     higher_is_better: bool,
-    /// Per network with a finished run: mean and sd of the held-out metric, seeds.
-    cells: Vec<(String, f64, f64, usize)>,
+    /// Per network with a finished run, in first-seen order.
+    cells: Vec<Cell>,
     /// Networks with a run that failed in training (once per failed run).
     failed: Vec<String>,
 }
 
 impl Column {
-    fn new(task: &EnvTask, results: &[RunResult], failed: Vec<String>) -> Column {
+    fn new(task: &EnvTask, results: &[RunResult], failed: &[(String, u64, String)]) -> Column {
         let cells = networks(results)
             .into_iter()
             .map(|net| {
-                let xs: Vec<f64> = results
+                let runs: Vec<&RunResult> = results.iter().filter(|r| r.network == net).collect();
+                let (mean, sd) = mean_sd(&runs.iter().map(|r| r.metric).collect::<Vec<_>>());
+                let secs: Vec<f64> = runs
                     .iter()
-                    .filter(|r| r.network == net)
-                    .map(|r| r.metric)
+                    .map(|r| r.log.iter().map(|l| l.seconds).sum::<f64>())
                     .collect();
-                let (m, sd) = mean_sd(&xs);
-                (net.to_string(), m, sd, xs.len())
+                Cell {
+                    network: net.to_string(),
+                    mean,
+                    sd,
+                    seeds: runs.len(),
+                    seconds: mean_sd(&secs).0,
+                    iterations: runs.iter().map(|r| r.log.len()).max().unwrap_or(0),
+                }
             })
             .collect();
         Column {
@@ -229,7 +248,16 @@ impl Column {
             metric: task.metric_name().to_string(),
             higher_is_better: task.higher_is_better(),
             cells,
-            failed,
+            failed: failed.iter().map(|(net, _, _)| net.clone()).collect(),
+        }
+    }
+
+    /// `mean` as a key that sorts the best first.
+    fn key(&self, mean: f64) -> f64 {
+        if self.higher_is_better {
+            -mean
+        } else {
+            mean
         }
     }
 }
@@ -250,17 +278,15 @@ fn summary(networks: &[String], columns: &[Column]) -> String {
     s += "\n|---|";
     s += &"---|".repeat(columns.len());
     s += "\n";
-    // Per column: the most seeds any network finished, and the best mean (as a key
-    // where lower is better).
-    let key = |c: &Column, m: f64| if c.higher_is_better { -m } else { m };
+    // Per column: the most seeds any network finished, and the best mean's key.
     let tops: Vec<(usize, f64)> = columns
         .iter()
         .map(|c| {
-            let seeds = c.cells.iter().map(|x| x.3).max().unwrap_or(0);
+            let seeds = c.cells.iter().map(|x| x.seeds).max().unwrap_or(0);
             let best = c
                 .cells
                 .iter()
-                .map(|x| key(c, x.1))
+                .map(|x| c.key(x.mean))
                 .fold(f64::INFINITY, f64::min);
             (seeds, best)
         })
@@ -269,14 +295,14 @@ fn summary(networks: &[String], columns: &[Column]) -> String {
         s += &format!("| {net} |");
         for (c, &(seeds, best)) in columns.iter().zip(&tops) {
             let failed = c.failed.iter().filter(|f| *f == net).count();
-            let mut cell = match c.cells.iter().find(|x| &x.0 == net) {
-                Some((_, m, sd, n)) => {
-                    let mut t = plus_minus(*m, *sd);
-                    if key(c, *m) == best {
+            let mut cell = match c.cells.iter().find(|x| &x.network == net) {
+                Some(x) => {
+                    let mut t = plus_minus(x.mean, x.sd);
+                    if c.key(x.mean) == best {
                         t = format!("**{t}**");
                     }
-                    if *n < seeds {
-                        t += &format!(" [{n}]");
+                    if x.seeds < seeds {
+                        t += &format!(" [{}]", x.seeds);
                     }
                     t
                 }
@@ -540,42 +566,25 @@ fn networks(results: &[RunResult]) -> Vec<&str> {
 }
 
 /// One task's table, best first.
-fn table(task: &EnvTask, iterations: u32, results: &[RunResult]) -> String {
+fn table(task: &EnvTask, iterations: u32, column: &Column) -> String {
     let metric = task.metric_name();
     let better = if task.higher_is_better() {
         "higher"
     } else {
         "lower"
     };
-    let mut rows: Vec<(f64, String)> = networks(results)
-        .into_iter()
-        .map(|net| {
-            let runs: Vec<&RunResult> = results.iter().filter(|r| r.network == net).collect();
-            let (m, sd) = mean_sd(&runs.iter().map(|r| r.metric).collect::<Vec<_>>());
-            let secs: Vec<f64> = runs
-                .iter()
-                .map(|r| r.log.iter().map(|l| l.seconds).sum::<f64>())
-                .collect();
-            let (t, _) = mean_sd(&secs);
-            let key = if task.higher_is_better() { -m } else { m };
-            (
-                key,
-                format!(
-                    "| {net} | {m:.3} ± {sd:.3} | {} | {} | {t:.1} |\n",
-                    runs.len(),
-                    runs.iter().map(|r| r.log.len()).max().unwrap_or(0)
-                ),
-            )
-        })
-        .collect();
-    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut cells: Vec<&Cell> = column.cells.iter().collect();
+    cells.sort_by(|a, b| column.key(a.mean).total_cmp(&column.key(b.mean)));
     let mut s = format!(
         "\n## {}\n\nOptions: `{}`. Budget: {iterations} iterations per run. Metric: {metric} ({better} is better).\n\n| network | {metric} (held out) | seeds | iterations | training s per run |\n|---|---|---|---|---|\n",
         task.name(),
         task.options()
     );
-    for (_, r) in rows {
-        s += &r;
+    for c in cells {
+        s += &format!(
+            "| {} | {:.3} ± {:.3} | {} | {} | {:.1} |\n",
+            c.network, c.mean, c.sd, c.seeds, c.iterations, c.seconds
+        );
     }
     s
 }
@@ -806,7 +815,14 @@ mod tests {
                 higher_is_better: higher,
                 cells: cells
                     .iter()
-                    .map(|&(n, m, sd, k)| (n.to_string(), m, sd, k))
+                    .map(|&(n, mean, sd, seeds)| Cell {
+                        network: n.to_string(),
+                        mean,
+                        sd,
+                        seeds,
+                        seconds: 1.0,
+                        iterations: 2,
+                    })
                     .collect(),
                 failed: failed.iter().map(|f| f.to_string()).collect(),
             };

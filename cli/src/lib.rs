@@ -83,9 +83,6 @@ pub enum Error {
         /// "; did you mean ..." or empty.
         hint: String,
     },
-    /// `--record` with `--task` names a parameter.
-    #[error("`{0}` in --record is a parameter (the same at every step): with --task, --record takes states and inputs")]
-    RecordParam(String),
     /// `--rate` names no input population.
     #[error("unknown input population `{name}` in --rate{hint}")]
     UnknownInput {
@@ -325,8 +322,8 @@ fn simulate(args: &SimulateArgs, o: &mut Output<'_>) -> Result<(), Error> {
             let file = args
                 .file
                 .clone()
-                .unwrap_or_else(|| std::path::PathBuf::from("bundled.rule"));
-            module = train::fit_to_task(&file, module, &files, &task, o)?.0;
+                .unwrap_or_else(|| std::path::PathBuf::from(bundled::ROOT));
+            module = train::fit_to_task(&file, module, files, &task, o)?.0;
             Some(task)
         }
         None => None,

@@ -1,8 +1,9 @@
 //! `ruleopt simulate`: runs a module — compiled by the JIT, or on the reference
 //! interpreter — with a task stub (Poisson spikes on the input populations, constants
-//! on the signals), or on a task's closed-loop episodes ([`on_task`]), and summarises the run as a rate table, JSON, and (see
-//! [`crate::raster`]) an SVG raster plot. Both back ends produce the same
-//! [`lang::interp::Trace`], so everything after the run is shared.
+//! on the signals), or on a task's closed-loop episodes ([`on_task`]), and summarises
+//! the run as a rate table, JSON, and (see [`crate::raster`]) an SVG raster plot. Both
+//! back ends produce the same [`lang::interp::Trace`], so everything after the run is
+//! shared.
 
 use crate::Error;
 use lang::diag::did_you_mean;
@@ -352,12 +353,6 @@ pub fn on_task(
         ));
     };
     let mut record = recorded_vars(module, &cfg.record)?;
-    if let Some(&p) = record
-        .iter()
-        .find(|&&v| matches!(module.vars[v].kind, VarKind::Param { .. }))
-    {
-        return Err(Error::RecordParam(module.vars[p].name.clone()));
-    }
     let requested = record.len();
     // Every population's output, for the table and the spikes.
     let outs: Vec<(PopId, VarId)> = module

@@ -20,7 +20,7 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
     let task = benchmarks::tasks::by_name(&a.task, &options)?;
     let mut session = Session::open(&a.file)?;
     let (module, files) = session.module_and_files(a.network.as_deref(), o.err, o.err_color)?;
-    let (module, files) = fit_to_task(&a.file, module, &files, &task, o)?;
+    let (module, files) = fit_to_task(&a.file, module, files, &task, o)?;
     let cfg = TrainConfig {
         iterations: a.iterations as usize,
         batch: a.batch as usize,
@@ -58,19 +58,19 @@ pub fn train(a: &TrainArgs, o: &mut Output<'_>) -> Result<(), Error> {
 pub(crate) fn fit_to_task(
     file: &Path,
     module: lang::ir::Module,
-    files: &[(lang::FileId, lang::ast::File)],
+    files: Vec<(lang::FileId, lang::ast::File)>,
     task: &EnvTask,
     o: &mut Output<'_>,
 ) -> Result<(lang::ir::Module, Vec<(lang::FileId, lang::ast::File)>), Error> {
     let Some(what) = misfit(&module, task)? else {
-        return Ok((module, files.to_vec()));
+        return Ok((module, files));
     };
     let header = vec![format!(
         "{} resized for task {} ({what})",
         file.display(),
         task.name
     )];
-    let text = resized_text(file, &module, files, task, &header)?;
+    let text = resized_text(file, &module, &files, task, &header)?;
     let mut resized = Session::from_text(&file.display().to_string(), text, Origin::Fs);
     let (module, files) = resized.module_and_files(None, o.err, o.err_color)?;
     writeln!(

@@ -58,6 +58,9 @@ pub enum TrainError {
         /// What happened.
         msg: String,
     },
+    /// A variable to record every step is a parameter ([`Trainer::record`]).
+    #[error("`{0}` is a parameter (the same at every step): only states and inputs are recorded per step")]
+    RecordParam(String),
     /// The checkpoint does not belong to this run.
     #[error("cannot resume from {path}: {msg}")]
     Resume {
@@ -522,10 +525,7 @@ impl<'a, K: Task> Trainer<'a, K> {
             .iter()
             .find(|&&v| matches!(self.m.vars[v].kind, VarKind::Param { .. }))
         {
-            return Err(TrainError::Task(format!(
-                "`{}` is a parameter (the same in every step): only states and inputs are recorded",
-                self.m.vars[p].name
-            )));
+            return Err(TrainError::RecordParam(self.m.vars[p].name.clone()));
         }
         let batch = self.task.batch(self.m, &self.adj, episodes, seed)?;
         let rec = Recording {

@@ -386,7 +386,9 @@ fn on_a_task_records_the_episodes_and_prints_the_metric() {
     );
     param.expect_code(1);
     assert!(
-        param.stderr.contains("`ro.eta` in --record is a parameter"),
+        param.stderr.contains(
+            "`ro.eta` is a parameter (the same at every step): only states and inputs are recorded per step"
+        ),
         "{}",
         param.stderr
     );
