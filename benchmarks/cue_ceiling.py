@@ -27,9 +27,18 @@ Memories f:
   binary  - per channel and window, 1 if it spiked at all (the cleanest per-window read)
   decayed - counts weighted as a leaky memory with tau 50 ms holds them at the go window
             (cue A x 0.51, cue B x 0.72, plus 0.26 x the previous trial's memory)
+  presence - per channel and window 1 - exp(-count) (a saturating trace: near 1 once
+            the channel fires), the two windows summed: neurons/presence_memory.rule
+  presence-union - 1 - exp(-(count A + count B)): saturated after summing, the union
+            of the two cues rather than their sum
   proto-distance, proto-cosine - the counts recoded as identities learned within the
             episode by soft competitive learning (`prototypes`), with the distance or
             the cosine as the competition's score
+
+A second table compares two learning rules on the running-centred memories, with a
+plastic bias: reward-modulated Hebb (g = label, as above) and the delta rule g = label -
+tanh(k d) (label = reward x choice: what synapses/reward_delta.rule computes), lr the
+step size.
 
 Run: `python3 benchmarks/cue_ceiling.py` (numpy; ~1 min): prints the table and per-trial curves
 of cue-results.md.
@@ -93,6 +102,11 @@ def memories(rng, C, shown, kind):
             cb = rng.binomial(20, np.where(C[b], 0.2, 0.005)).astype(float)
             if kind == 'binary':
                 ca, cb = (ca > 0) + 0.0, (cb > 0) + 0.0
+            if kind == 'presence':
+                ca, cb = 1 - np.exp(-ca), 1 - np.exp(-cb)
+            if kind == 'presence-union':
+                out.append(1 - np.exp(-(ca + cb)))
+                continue
             if kind == 'decayed':
                 cur = 0.51 * ca + 0.72 * cb
                 f, prev = cur + 0.26 * prev, cur
@@ -128,6 +142,25 @@ def episode_rewards(rng, kind, k, post='unit'):
         b -= g * kk
     return R
 
+def delta_learner(kind, rule, lr, k=3.0, episodes=300, seed=0):
+    """Mean reward over trials 11-20 of a readout w.f + b of the running-centred memory
+    learning by `rule`: 'hebb' (g = label) or 'delta' (g = label - tanh(k (w.f + b)))."""
+    rng, total = np.random.default_rng(seed), []
+    for _ in range(episodes):
+        C, target, shown = episode(rng)
+        F = memories(rng, C, shown, kind)
+        F = F - np.cumsum(F, 0) / np.arange(1, len(F) + 1)[:, None]
+        w, b, R = np.zeros(F.shape[1]), 0.0, []
+        for t, f in enumerate(F):
+            d = w @ f + b + 1e-3 * rng.standard_normal()
+            label = 1 if target in shown[t] else -1
+            R.append(1 if (d > 0) == (label > 0) else -1)
+            g = label if rule == 'hebb' else label - np.tanh(k * d)
+            w += lr * g * f
+            b += lr * g
+        total.append(np.mean(R[10:]))
+    return np.mean(total)
+
 def learner(kind, k, post='unit', episodes=500, seed=0):
     """Mean reward over trials 11-20."""
     rng = np.random.default_rng(seed)
@@ -141,7 +174,7 @@ def curve(kind, k, episodes=400, seed=0):
 if __name__ == '__main__':
     print('| memory | no bias | best constant bias (k) | running-mean centring | oracle centring | oracle centring, post factor = readout value |')
     print('|---|---|---|---|---|---|')
-    for kind in ['onehot', 'bits', 'counts', 'binary', 'decayed'] + list(PROTOTYPES):
+    for kind in ['onehot', 'bits', 'counts', 'binary', 'presence', 'presence-union', 'decayed'] + list(PROTOTYPES):
         nob = learner(kind, 0.0)
         best = max((learner(kind, k), k) for k in (0.25, 0.5, 0.75, 1.0, 1.25))
         run = learner(kind, 'running')
@@ -152,6 +185,12 @@ if __name__ == '__main__':
         orc = learner(kind, 'oracle')
         lin = learner(kind, 'oracle', post='lin')
         print(f'| {kind} | {nob:.3f} | {best[0]:.3f} ({best[1]}) | {run:.3f} | {orc:.3f} | {lin:.3f} |', flush=True)
+    print()
+    print('| memory (running-centred) | reward-modulated Hebb, lr 0.1 | delta rule, lr 0.03 | lr 0.1 | lr 0.3 |')
+    print('|---|---|---|---|---|')
+    for kind in ['onehot', 'counts', 'binary', 'presence', 'presence-union']:
+        cells = [delta_learner(kind, 'hebb', 0.1)] + [delta_learner(kind, 'delta', lr) for lr in (0.03, 0.1, 0.3)]
+        print(f'| {kind} | ' + ' | '.join(f'{c:.3f}' for c in cells) + ' |', flush=True)
     print()
     print('reward per trial (1..20):')
     for kind, k in [('counts', 1.0), ('counts', 'running'), ('counts', 'oracle'), ('onehot', 0.75)]:

@@ -7,7 +7,8 @@ windows of 20 steps: cue A, cue B, go, feedback). Each trial's label (+1 when re
 is right) is the network's choice (the larger mean `out.y` over the go window) times the
 sign of the reward it got. For each memory below, the readout of the ceiling analysis
 (w += label * f, f centred on the running mean of the memories so far, answer
-respond iff w.f > 0) is run per episode; printed: its mean reward over trials 11-20.
+respond iff w.f > 0) and the delta rule (`readout`) are run per episode; printed: their
+mean reward over trials 11-20, and the network's own.
 
 Memories:
   VAR at the end of the go window      for every other recorded VAR (a memory)
@@ -27,15 +28,24 @@ WINDOW = 20
 TRIAL = 4 * WINDOW
 
 
-def readout(F, labels):
-    """Mean reward over trials 11-20 of the centred reward-modulated Hebbian readout."""
-    w, seen, rewards = np.zeros(F.shape[1]), [], []
+def readout(F, labels, rule='hebb', lr=0.1, k=3.0):
+    """Mean reward over trials 11-20 of the idealised readout of the centred memories:
+    'hebb' (w += label * f, answer respond iff w.f > 0: the ceiling analysis' reward-
+    modulated Hebbian readout) or 'delta' (w.f + b with w, b += lr (label - tanh(k (w.f +
+    b))) (f, 1): the delta rule of synapses/reward_delta.rule)."""
+    w, b, seen, rewards = np.zeros(F.shape[1]), 0.0, [], []
     for f, label in zip(F, labels):
         seen.append(f)
         fc = f - np.mean(seen, 0)
-        choice = 1 if w @ fc > 0 else -1
+        d = w @ fc + b
+        choice = 1 if d > 0 else -1
         rewards.append(1 if choice == label else -1)
-        w += label * fc
+        if rule == 'hebb':
+            w += label * fc
+        else:
+            g = lr * (label - np.tanh(k * d))
+            w += g * fc
+            b += g
     return np.mean(rewards[10:])
 
 
@@ -63,7 +73,8 @@ def main(path):
             leaky[t] = (k * leaky[t - 1] if t else 0) + sh[t]
         memories['a 40 ms leaky sum of the shares over every step'] = \
             lambda b, t: leaky[t + 3 * WINDOW - 1, b]
-    scores = {name: [] for name in memories}
+    scores = {name: ([], []) for name in memories}
+    reward_per_trial = np.zeros((B, trials))
     for b in range(B):
         labels = []
         for i in range(trials):
@@ -72,13 +83,17 @@ def main(path):
             choice = 1 if go[:, 1].mean() > go[:, 0].mean() else -1
             fb = reward[t + 3 * WINDOW:t + TRIAL, b]
             labels.append(np.sign(fb[np.abs(fb).argmax()]) * choice)
+            reward_per_trial[b, i] = np.sign(fb[np.abs(fb).argmax()])
         for name, f in memories.items():
             F = np.array([f(b, i * TRIAL) for i in range(trials)])
-            scores[name].append(readout(F, labels))
-    print('| memory given to the idealised readout | mean reward, trials 11-20 |')
-    print('|---|---|')
-    for name, s in scores.items():
-        print(f'| {name} | {np.mean(s):.3f} |')
+            scores[name][0].append(readout(F, labels))
+            scores[name][1].append(readout(F, labels, 'delta'))
+    print('| memory given to the idealised readout | reward-modulated Hebb | delta rule |')
+    print('|---|---|---|')
+    for name, (h, d) in scores.items():
+        print(f'| {name} | {np.mean(h):.3f} | {np.mean(d):.3f} |')
+    # The network's own reward, for comparison.
+    print(f'\nthe network: {np.mean(reward_per_trial[:, trials // 2:]):.3f}')
 
 
 if __name__ == '__main__':

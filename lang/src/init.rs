@@ -346,6 +346,11 @@ fn masks(m: &Module, seed: u64) -> Result<Vec<Vec<bool>>, InitError> {
                         mask[i * n_pre + i] = false;
                     }
                 }
+                Connectivity::OneToOne => {
+                    for (k, b) in mask.iter_mut().enumerate() {
+                        *b = k / n_pre == k % n_pre;
+                    }
+                }
                 Connectivity::Random { p } => {
                     if !(0.0..=1.0).contains(&p) {
                         return Err(InitError::Probability {

@@ -227,6 +227,9 @@ pub enum Connectivity {
     Dense,
     /// All pairs but `i == j` (pre and post are the same population).
     DenseNoSelf,
+    /// Only the pairs `i == j` (pre and post have the same size): neuron `i` of `post`
+    /// receives from neuron `i` of `pre` alone.
+    OneToOne,
     /// Each pair independently with probability `p`, drawn once per instance from the
     /// instance seed (see `crate::init`).
     Random {

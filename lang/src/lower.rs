@@ -2654,6 +2654,19 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                     }
                     Connectivity::DenseNoSelf
                 }
+                ("one_to_one", 0) => {
+                    let (a, b) = (lw.m.pops[pre].size, lw.m.pops[post].size);
+                    if a != b {
+                        lw.err(
+                            c.span,
+                            format!(
+                                "`one_to_one` needs populations of the same size: `{}` has {a} neurons, `{}` {b}",
+                                pj.pre.name, pj.post.name
+                            ),
+                        );
+                    }
+                    Connectivity::OneToOne
+                }
                 ("random", 1) => {
                     let mut sc = Scope::new(Phase::Init, None);
                     let p = lw
@@ -2678,9 +2691,11 @@ pub(crate) fn lower_network(prog: &Program, net: &ast::Network) -> Result<Module
                 (name, n) => {
                     let mut d = Diagnostic::error(
                         c.span,
-                        format!("unknown connectivity `{name}` with {n} argument(s): use `dense()`, `dense_no_self()` or `random(p = ...)`"),
+                        format!("unknown connectivity `{name}` with {n} argument(s): use `dense()`, `dense_no_self()`, `one_to_one()` or `random(p = ...)`"),
                     );
-                    if let Some(h) = did_you_mean(name, ["dense", "dense_no_self", "random"]) {
+                    if let Some(h) =
+                        did_you_mean(name, ["dense", "dense_no_self", "one_to_one", "random"])
+                    {
                         d = d.with_note(h);
                     }
                     lw.push(d);

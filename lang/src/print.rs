@@ -229,6 +229,7 @@ impl fmt::Display for Module {
             let conn = match proj.conn {
                 Connectivity::Dense => "dense".to_string(),
                 Connectivity::DenseNoSelf => "dense_no_self".to_string(),
+                Connectivity::OneToOne => "one_to_one".to_string(),
                 Connectivity::Random { p } => format!("random(p = {})", fmt_num(p)),
             };
             writeln!(

@@ -130,6 +130,12 @@ fn check_decls(m: &Module) -> Result<(), ValidationError> {
                 return Err(err(format!("connection probability {p} is not in [0, 1]")));
             }
         }
+        let (n_pre, n_post) = (m.pops[proj.pre].size, m.pops[proj.post].size);
+        if proj.conn == Connectivity::OneToOne && n_pre != n_post {
+            return Err(err(format!(
+                "is one-to-one between populations of {n_pre} and {n_post} neurons"
+            )));
+        }
     }
     for (_, var) in m.vars.iter() {
         let err = |msg: String| ValidationError::Var {

@@ -405,3 +405,63 @@ fn on_a_task_records_the_episodes_and_prints_the_metric() {
         assert!(bad.stderr.contains("cannot be used with"), "{}", bad.stderr);
     }
 }
+
+/// The cue-reward network of the reward-driven delta rule learns each episode's target
+/// within the episode, untrained (its rule's initial values already do): well above
+/// chance on held-out episodes, and at chance when the rule is switched off (`eta = 0`),
+/// so what it earns is what the synapses learned online.
+#[test]
+fn reward_delta_network_learns_the_target_within_episodes() {
+    let dir = TempDir::fresh();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    for f in [
+        "cue_reward/reward_delta_decision.rule",
+        "cue_reward/reward_delta_decision.json",
+        "neurons/presence_memory.rule",
+        "neurons/leaky_readout.rule",
+        "neurons/leaky_tanh_readout.rule",
+        "neurons/rate.rule",
+        "synapses/static.rule",
+        "synapses/reward_delta.rule",
+    ] {
+        let text = std::fs::read_to_string(repo.join(f)).expect("a corpus file");
+        dir.write(&format!("rules/{f}"), &text);
+    }
+    let reward = || {
+        let run = ruleopt(
+            dir.path(),
+            &[
+                "simulate",
+                "rules/cue_reward/reward_delta_decision.rule",
+                "--task",
+                "cue-reward",
+                "-B",
+                "64",
+                "--seed",
+                "3",
+            ],
+        );
+        run.expect_code(0);
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("task cue-reward: reward "))
+            .unwrap_or_else(|| panic!("{}", run.stdout));
+        line["task cue-reward: reward ".len()..]
+            .split(',')
+            .next()
+            .and_then(|r| r.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{line}"))
+    };
+    let learning = reward();
+    assert!(learning > 0.5, "with the rule: {learning}");
+    let rule =
+        std::fs::read_to_string(dir.path().join("rules/synapses/reward_delta.rule")).unwrap();
+    assert!(rule.contains("learn eta = 0.02;"));
+    dir.write(
+        "rules/synapses/reward_delta.rule",
+        &rule.replace("learn eta = 0.02;", "learn eta = 0;"),
+    );
+    let off = reward();
+    assert!(off.abs() < 0.25, "without the rule: {off}");
+}

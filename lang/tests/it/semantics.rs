@@ -273,6 +273,35 @@ network N {
 }
 
 #[test]
+fn one_to_one_connects_neuron_i_to_neuron_i() {
+    let text = r#"
+neuron Relay { input I; state q = 0; q = I; output q; }
+synapse W { param w = 2; weight = w; }
+network N {
+  input x[3];
+  population a: Relay[3];
+  projection xa: x -> a with W connect one_to_one();
+}
+"#;
+    let m = module_text("t.rule", text);
+    let s = steps(&m, 1, &mut |_, s| set(&m, s, "x.out", &[1.0, 10.0, 100.0]));
+    assert_eq!(get(&m, &s, "a.q"), [2.0, 20.0, 200.0]);
+    // Different sizes: an error at the connectivity, with both sizes.
+    let bad = text.replace("Relay[3]", "Relay[4]");
+    let (sources, prog) = load_text("t.rule", &bad);
+    let d = match prog {
+        Err(d) => d,
+        Ok(p) => lang::lower::lower(&p, None).unwrap_err(),
+    };
+    let r = render(&sources, &d);
+    assert!(
+        r.contains("t.rule:7:40: `one_to_one` needs populations of the same size: `x` has 3 neurons, `a` 4")
+            && r.contains("^"),
+        "{r}"
+    );
+}
+
+#[test]
 fn parameters_initializers_and_bounds() {
     let text = r#"
 synapse S {
