@@ -72,7 +72,20 @@ pub(crate) fn fit_to_task(
     )];
     let text = resized_text(file, &module, &files, task, &header)?;
     let mut resized = Session::from_text(&file.display().to_string(), text, Origin::Fs);
-    let (module, files) = resized.module_and_files(None, o.err, o.err_color)?;
+    let (module, files) = match resized.module_and_files(None, o.err, o.err_color) {
+        Ok(checked) => checked,
+        Err(e) => {
+            // The diagnostics above point into the resized text, not the file.
+            writeln!(
+                o.err,
+                "note: the lines above are those of `{}` resized for task {} ({what}), a self-contained copy of the network and its models",
+                file.display(),
+                task.name
+            )
+            .map_err(Error::Output)?;
+            return Err(e);
+        }
+    };
     writeln!(
         o.err,
         "resized `{}` for task {}: {what}",

@@ -464,4 +464,25 @@ fn reward_delta_network_learns_the_target_within_episodes() {
     );
     let off = reward();
     assert!(off.abs() < 0.25, "without the rule: {off}");
+    // Resized to a task with fewer channels, its one-to-one memory no longer fits: a
+    // clear error, which says the lines are those of the resized network.
+    let narrow = ruleopt(
+        dir.path(),
+        &[
+            "simulate",
+            "rules/cue_reward/reward_delta_decision.rule",
+            "--task",
+            "cue-reward",
+            "--task-options",
+            r#"{"bits": 10}"#,
+        ],
+    );
+    narrow.expect_code(1);
+    assert!(
+        narrow.stderr.contains(
+            "`one_to_one` needs populations of the same size: `x` has 13 neurons, `mem` 23"
+        ) && narrow.stderr.contains("resized for task cue-reward"),
+        "{}",
+        narrow.stderr
+    );
 }
