@@ -406,17 +406,15 @@ fn on_a_task_records_the_episodes_and_prints_the_metric() {
     }
 }
 
-/// The cue-reward network of the reward-driven delta rule learns each episode's target
-/// within the episode, untrained (its rule's initial values already do): well above
-/// chance on held-out episodes, and at chance when the rule is switched off (`eta = 0`),
-/// so what it earns is what the synapses learned online.
-#[test]
-fn reward_delta_network_learns_the_target_within_episodes() {
+/// A project with the reward-delta networks and the files they import, as in `rules/`.
+fn reward_delta_project() -> TempDir {
     let dir = TempDir::fresh();
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
     for f in [
         "cue_reward/reward_delta_decision.rule",
         "cue_reward/reward_delta_decision.json",
+        "evidence_reversal/reward_delta_decision.rule",
+        "evidence_reversal/reward_delta_decision.json",
         "neurons/presence_memory.rule",
         "neurons/leaky_readout.rule",
         "neurons/leaky_tanh_readout.rule",
@@ -427,34 +425,33 @@ fn reward_delta_network_learns_the_target_within_episodes() {
         let text = std::fs::read_to_string(repo.join(f)).expect("a corpus file");
         dir.write(&format!("rules/{f}"), &text);
     }
-    let reward = || {
-        let run = ruleopt(
-            dir.path(),
-            &[
-                "simulate",
-                "rules/cue_reward/reward_delta_decision.rule",
-                "--task",
-                "cue-reward",
-                "-B",
-                "64",
-                "--seed",
-                "3",
-            ],
-        );
-        run.expect_code(0);
-        let line = run
-            .stdout
-            .lines()
-            .find(|l| l.starts_with("task cue-reward: reward "))
-            .unwrap_or_else(|| panic!("{}", run.stdout));
-        line["task cue-reward: reward ".len()..]
-            .split(',')
-            .next()
-            .and_then(|r| r.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("{line}"))
-    };
-    let learning = reward();
-    assert!(learning > 0.5, "with the rule: {learning}");
+    dir
+}
+
+/// The metric `ruleopt simulate FILE --task TASK -B episodes --seed 3` prints.
+fn task_metric(dir: &TempDir, file: &str, task: &str, metric: &str, episodes: &str) -> f64 {
+    let run = ruleopt(
+        dir.path(),
+        &[
+            "simulate", file, "--task", task, "-B", episodes, "--seed", "3",
+        ],
+    );
+    run.expect_code(0);
+    let head = format!("task {task}: {metric} ");
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&head))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    line[head.len()..]
+        .split(',')
+        .next()
+        .and_then(|r| r.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+/// Switches the reward-delta rule off in a project (`eta = 0`).
+fn rule_off(dir: &TempDir) {
     let rule =
         std::fs::read_to_string(dir.path().join("rules/synapses/reward_delta.rule")).unwrap();
     assert!(rule.contains("learn eta = 0.02;"));
@@ -462,15 +459,25 @@ fn reward_delta_network_learns_the_target_within_episodes() {
         "rules/synapses/reward_delta.rule",
         &rule.replace("learn eta = 0.02;", "learn eta = 0;"),
     );
-    let off = reward();
-    assert!(off.abs() < 0.25, "without the rule: {off}");
+}
+
+/// The cue-reward network of the reward-driven delta rule learns each episode's target
+/// within the episode, untrained (its rule's initial values already do): well above
+/// chance on held-out episodes, and at chance when the rule is switched off (`eta = 0`),
+/// so what it earns is what the synapses learned online.
+#[test]
+fn reward_delta_network_learns_the_target_within_episodes() {
+    let dir = reward_delta_project();
+    let net = "rules/cue_reward/reward_delta_decision.rule";
+    let learning = task_metric(&dir, net, "cue-reward", "reward", "64");
+    assert!(learning > 0.5, "with the rule: {learning}");
     // Resized to a task with fewer channels, its one-to-one memory no longer fits: a
     // clear error, which says the lines are those of the resized network.
     let narrow = ruleopt(
         dir.path(),
         &[
             "simulate",
-            "rules/cue_reward/reward_delta_decision.rule",
+            net,
             "--task",
             "cue-reward",
             "--task-options",
@@ -485,4 +492,21 @@ fn reward_delta_network_learns_the_target_within_episodes() {
         "{}",
         narrow.stderr
     );
+    rule_off(&dir);
+    let off = task_metric(&dir, net, "cue-reward", "reward", "64");
+    assert!(off.abs() < 0.25, "without the rule: {off}");
+}
+
+/// The same design on evidence-reversal (whether the majority or the minority side pays
+/// is learned from the rewards within each episode): far above chance untrained, at
+/// chance without the rule.
+#[test]
+fn reward_delta_network_learns_evidence_reversal_online() {
+    let dir = reward_delta_project();
+    let net = "rules/evidence_reversal/reward_delta_decision.rule";
+    let learning = task_metric(&dir, net, "evidence-reversal", "accuracy", "32");
+    assert!(learning > 0.75, "with the rule: {learning}");
+    rule_off(&dir);
+    let off = task_metric(&dir, net, "evidence-reversal", "accuracy", "32");
+    assert!((off - 0.5).abs() < 0.1, "without the rule: {off}");
 }
