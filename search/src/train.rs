@@ -118,6 +118,9 @@ pub trait Task: Sync {
 /// One recorded variable: per step, the values (of one episode, or of all side by side).
 pub type Records = Vec<Vec<f64>>;
 
+/// Per episode of a recorded forward pass: the task's accumulator and the records.
+type Recorded<A> = Vec<(A, Vec<Records>)>;
+
 /// A batch of episodes that also records variables after every step (for
 /// [`Trainer::record`]).
 struct Recording<'b, L> {
@@ -528,30 +531,9 @@ impl<'a, K: Task> Trainer<'a, K> {
             return Err(TrainError::RecordParam(self.m.vars[p].name.clone()));
         }
         let batch = self.task.batch(self.m, &self.adj, episodes, seed)?;
-        let rec = Recording {
-            inner: &batch,
-            vars,
-        };
         let accs = match self.cfg.precision {
-            Precision::F32 => jit::grad::forward::<f32, _>(
-                self.kernels.forward(),
-                self.m,
-                &self.inst,
-                episodes,
-                seed,
-                self.task.steps(),
-                &rec,
-            )?,
-            // The same pass in the other element type (a type parameter: one arm each).
-            Precision::F64 => jit::grad::forward::<f64, _>(
-                self.kernels.forward(),
-                self.m,
-                &self.inst,
-                episodes,
-                seed,
-                self.task.steps(),
-                &rec,
-            )?,
+            Precision::F32 => self.record_with::<f32>(&batch, episodes, seed, vars)?,
+            Precision::F64 => self.record_with::<f64>(&batch, episodes, seed, vars)?,
         };
         let (accs, per_episode): (Vec<K::Acc>, Vec<Vec<Records>>) = accs.into_iter().unzip();
         // Episode-major to step-major: per variable, per step, the episodes side by side.
@@ -569,6 +551,30 @@ impl<'a, K: Task> Trainer<'a, K> {
             })
             .collect();
         Ok((self.task.score(&batch, &accs), records))
+    }
+
+    /// The forward pass of `record` in element type `T`: per episode, the accumulator
+    /// and the recorded values.
+    fn record_with<T: Elem>(
+        &self,
+        batch: &K::Batch,
+        episodes: usize,
+        seed: u64,
+        vars: &[VarId],
+    ) -> Result<Recorded<K::Acc>, TrainError>
+    where
+        K::Batch: EpisodeLoss<T, Acc = K::Acc>,
+    {
+        let rec = Recording { inner: batch, vars };
+        Ok(jit::grad::forward::<T, _>(
+            self.kernels.forward(),
+            self.m,
+            &self.inst,
+            episodes,
+            seed,
+            self.task.steps(),
+            &rec,
+        )?)
     }
 
     /// Runs iterations `start..cfg.iterations` in `dir` (created if needed), resuming

@@ -492,6 +492,51 @@ fn reward_delta_network_learns_the_target_within_episodes() {
         "{}",
         narrow.stderr
     );
+    // Both element types run the task's forward pass, to f32's precision alike.
+    let record = |precision: &str| {
+        let out = format!("{precision}.json");
+        ruleopt(
+            dir.path(),
+            &[
+                "simulate",
+                net,
+                "--task",
+                "cue-reward",
+                "-B",
+                "2",
+                "--seed",
+                "3",
+                "--precision",
+                precision,
+                "--record",
+                "dec.y",
+                "--out",
+                &out,
+            ],
+        )
+        .expect_code(0);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(&out)).unwrap()).unwrap();
+        json["records"]["dec.y"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<f64>>()
+    };
+    let (f32s, f64s) = (record("f32"), record("f64"));
+    assert_eq!(f32s.len(), f64s.len());
+    assert!(f32s.iter().zip(&f64s).all(|(a, b)| (a - b).abs() < 1e-3));
+    assert!(
+        f32s.iter().zip(&f64s).any(|(a, b)| a != b),
+        "the same element type twice"
+    );
     rule_off(&dir);
     let off = task_metric(&dir, net, "cue-reward", "reward", "64");
     assert!(off.abs() < 0.25, "without the rule: {off}");
