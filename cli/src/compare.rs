@@ -7,9 +7,9 @@
 //! exact text trained); `RESULTS.md` holds the summary (network x task) and a table per
 //! task, `TASK-training.svg` and `TASK-within-episode.svg` the curves (these three in
 //! `--report DIR` if given, e.g. benchmarks/comparison). A run that finished is not run
-//! again, one that stopped is resumed from its checkpoint, one whose training failed is listed with its reason:
-//! the command can be interrupted and repeated, and `--report-only` tabulates what has
-//! finished.
+//! again, one that stopped is resumed from its checkpoint, one whose training failed is
+//! listed with its reason: the command can be interrupted and repeated, and
+//! `--report-only` tabulates what has finished.
 
 use crate::args::CompareArgs;
 use crate::load::Session;
@@ -28,9 +28,10 @@ pub const DEFAULT_TASKS: &[&str] = benchmarks::tasks::ONLINE;
 
 /// Outer-loop iterations per run on each task, the same for every network: 0.5-5
 /// minutes of one core for a 100-neuron network (the recurrent plastic rules are the
-/// slow ones), so that the whole table, 21 networks x 6 tasks x 3 seeds, is about 13
-/// hours of one core (1.1-3.8 minutes a run, measured); and enough for the networks
-/// that learn a task to show it (benchmarks/RESULTS.md, "Online learning").
+/// slow ones), so that the whole table, 21 networks x 6 tasks x 3 seeds, is about 12
+/// hours of one core (11.7 hours of training iterations measured, 0.3-12 minutes a
+/// run); and enough for the networks that learn a task to show it
+/// (benchmarks/RESULTS.md, "Online learning").
 pub const BUDGETS: &[(&str, u32)] = &[
     ("cue-reward", 600),
     ("t-maze", 60),

@@ -421,6 +421,7 @@ fn reward_delta_project() -> TempDir {
         "neurons/rate.rule",
         "synapses/static.rule",
         "synapses/reward_delta.rule",
+        "synapses/end_of_modulation.rule",
     ] {
         let text = std::fs::read_to_string(repo.join(f)).expect("a corpus file");
         dir.write(&format!("rules/{f}"), &text);
